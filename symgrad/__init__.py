@@ -1,0 +1,24 @@
+"""symgrad: a symbolic-to-numeric derivative compiler.
+
+SymPy expression -> ξ graph -> forward/reverse programs -> NumPy code and derivative tables.
+
+>>> import sympy as sp, symgrad as sg
+>>> x, w = sp.symbols("x w")
+>>> print(sg.decompose(sp.exp(-w*x)))
+ξ1 = -w*x
+ξ2 = exp(ξ1)
+"""
+
+from .errors import InputError, ParseError, SymgradError, UnsupportedError
+from .functions import leaky_relu, relu, sigmoid, softplus
+from .graph import Graph, Node, decompose
+from .compiled import CompiledFunction, compile
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SymgradError", "InputError", "ParseError", "UnsupportedError",
+    "sigmoid", "relu", "leaky_relu", "softplus",
+    "Graph", "Node", "decompose",
+    "CompiledFunction", "compile",
+]

@@ -1,0 +1,212 @@
+"""``symgrad.compile``: an expression -> a callable with value, grad, value_and_grad and jvp.
+
+>>> import numpy as np, sympy as sp
+>>> x, y, w = sp.symbols("x y w")
+>>> f = compile(-y*sp.log(1/(1 + sp.exp(-w*x))), wrt=[w], args=[x, y])
+>>> round(f.grad(x=3.0, y=1.0, w=3.0)["w"], 12)
+-0.000370183728
+>>> f.grad(x=np.array([3.0, 1.0]), y=np.array([1.0, 0.0]), w=3.0)["w"] == f.grad(x=3.0, y=1.0, w=3.0)["w"]
+True
+"""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+
+import numpy as np
+import sympy as sp
+
+from .codegen import generate
+from .errors import InputError
+from .graph import decompose
+from .sweeps import sweeps
+
+__all__ = ["CompiledFunction", "compile", "as_symbols"]
+
+
+def as_symbols(items, what: str) -> list:
+    """Check a list of symbols (a single symbol is accepted too) and return it as a list."""
+    if items is None:
+        return []
+    if isinstance(items, sp.Basic):
+        items = [items]
+    out = []
+    for s in items:
+        if isinstance(s, str):
+            s = sp.Symbol(s)
+        if not isinstance(s, sp.Symbol):
+            raise InputError("%s must be SymPy symbols, got %s (%s)" % (what, sp.sstr(s), type(s).__name__))
+        if s in out:
+            raise InputError("%s lists %s twice" % (what, s))
+        out.append(s)
+    return out
+
+
+def _check_wrt(expr, wrt, args):
+    free = expr.free_symbols
+    for w in wrt:
+        if w not in free:
+            names = ", ".join(sorted(s.name for s in free)) or "none"
+            raise InputError("%s is not in the expression %s (its symbols: %s); its derivative would be 0 — "
+                             "drop it from wrt or check the spelling" % (w, sp.sstr(expr), names))
+    overlap = [a for a in args if a in wrt]
+    if overlap:
+        raise InputError("%s is both in args and in wrt; list it once" % overlap[0])
+
+
+def _plain(v):
+    """A 0-d result as a Python float, arrays unchanged."""
+    return float(v) if np.ndim(v) == 0 else v
+
+
+class CompiledFunction:
+    """A compiled expression. Values are passed by symbol name (or positionally in
+    ``args + wrt`` order); arrays broadcast as in NumPy.
+
+    - ``f(**values)``: the value, elementwise over a batch;
+    - ``f.grad(**values)``: {name: gradient}, each shaped like its parameter, of the value
+      summed (``reduce="sum"``) or averaged (``reduce="mean"``) over the batch;
+    - ``f.value_and_grad(**values)``: (reduced value, grads) from one reverse sweep;
+    - ``f.jvp(tangents, **values)``: (value, directional derivative) by forward mode;
+    - ``f.source`` / ``f.sources``: the generated Python.
+    """
+
+    def __init__(self, expr, wrt, args, reduce="sum", check_finite=True):
+        if reduce not in ("sum", "mean"):
+            raise InputError("reduce must be 'sum' or 'mean', got %r" % (reduce,))
+        self.expr = expr
+        self.wrt = tuple(wrt)
+        self.args = tuple(args)
+        self.reduce = reduce
+        self.check_finite = check_finite
+        self.graph = decompose(expr)
+        self.sweeps = sweeps(self.graph, self.wrt)
+        self.module = generate(self.sweeps, self.args)
+        self.params = self.args + self.wrt
+        self.names = tuple(p.name for p in self.params)
+        self._slot = {n: i for i, n in enumerate(self.names)}
+
+    @property
+    def source(self) -> str:
+        """The whole generated module."""
+        return self.module.source
+
+    @property
+    def sources(self) -> dict:
+        """Source of each generated function: ``value``, ``reverse``, ``forward``."""
+        return self.module.sources
+
+    @property
+    def functions(self) -> dict:
+        """The generated functions (``inspect.getsource`` works on them)."""
+        return self.module.functions
+
+    def __repr__(self) -> str:
+        return "<symgrad compiled %s wrt %s, %d nodes>" % (
+            sp.sstr(self.expr)[:60], ", ".join(w.name for w in self.wrt), len(self.graph))
+
+    def _bind(self, args, values) -> list:
+        if len(args) > len(self.names):
+            raise InputError("got %d positional values but this function takes %d (%s)"
+                             % (len(args), len(self.names), ", ".join(self.names)))
+        bound = list(args) + [None] * (len(self.names) - len(args))
+        given = [True] * len(args) + [False] * (len(self.names) - len(args))
+        for k, v in values.items():
+            i = self._slot.get(k)
+            if i is None:
+                close = difflib.get_close_matches(k, self.names, 1)
+                hint = " (did you mean %r?)" % close[0] if close else ""
+                raise InputError("unexpected value %r%s; this function takes %s" % (k, hint, ", ".join(self.names)))
+            if given[i]:
+                raise InputError("value for %r given twice" % k)
+            bound[i], given[i] = v, True
+        missing = [n for n, g in zip(self.names, given) if not g]
+        if missing:
+            raise InputError("missing value for %s; pass %s" % (
+                ", ".join(repr(m) for m in missing), ", ".join("%s=..." % m for m in missing)))
+        return [self._convert(n, v) for n, v in zip(self.names, bound)]
+
+    def _convert(self, name, v):
+        if isinstance(v, (builtins.float, builtins.int)) and not isinstance(v, bool):
+            if self.check_finite and not np.isfinite(v):
+                raise InputError("value of %r is %r; symgrad needs finite numbers" % (name, v))
+            return float(v)
+        try:
+            a = np.asarray(v)
+        except Exception:  # noqa: BLE001 - anything NumPy cannot read is the user's value
+            a = None
+        if a is None or a.dtype.kind not in "biuf":
+            raise InputError("value of %r is %r (%s), not a number or numeric array" % (
+                name, v if len(repr(v)) < 60 else type(v).__name__, type(v).__name__))
+        if a.dtype.kind != "f":
+            a = a.astype(np.float64)
+        if self.check_finite and not np.isfinite(a).all():
+            raise InputError("value of %r contains nan or inf; symgrad needs finite inputs" % name)
+        return a if a.ndim else a[()]
+
+    def __call__(self, /, *args, **values):
+        with np.errstate(all="ignore"):
+            return _plain(self.functions["value"](*self._bind(args, values)))
+
+    def value_and_grad(self, /, *args, **values):
+        """(value, {name: gradient}) — value reduced like the gradients (sum or mean)."""
+        with np.errstate(all="ignore"):
+            value, grads = self.functions["reverse"](*self._bind(args, values))
+        n = np.size(value)
+        total = np.sum(value)
+        if self.reduce == "mean" and n > 1:
+            total = total / n
+            grads = [g / n for g in grads]
+        return _plain(total), dict(zip((w.name for w in self.wrt), grads))
+
+    def grad(self, /, *args, **values) -> dict:
+        """{name: gradient of the (summed or averaged) value}, each shaped like its parameter."""
+        return self.value_and_grad(*args, **values)[1]
+
+    def jvp(self, tangents, /, *args, **values):
+        """(value, J·v): directional derivative along ``tangents`` ({wrt name: tangent}), per sample."""
+        wrt_names = [w.name for w in self.wrt]
+        if not isinstance(tangents, dict):
+            raise InputError("tangents must be a dict {parameter name: tangent}, got %s" % type(tangents).__name__)
+        for k in tangents:
+            if k not in wrt_names:
+                raise InputError("tangent given for %r, which is not a parameter; parameters: %s"
+                                 % (k, ", ".join(wrt_names)))
+        dots = [self._convert(k + " tangent", tangents.get(k, 0.0)) for k in wrt_names]
+        with np.errstate(all="ignore"):
+            value, dot = self.functions["forward"](*self._bind(args, values), *dots)
+        return _plain(value), _plain(np.broadcast_to(dot, np.shape(value)) if np.ndim(dot) < np.ndim(value) else dot)
+
+
+def compile(expr, wrt, args=None, reduce: str = "sum", check_finite: bool = True) -> CompiledFunction:  # noqa: A001
+    """Compile ``expr`` into NumPy functions for its value and its derivatives w.r.t. ``wrt``.
+
+    ``args`` are the other inputs (default: the remaining free symbols, sorted by name).
+    ``reduce`` says how gradients combine over a batch: "sum" (default) or "mean".
+    Raises InputError when a wrt symbol is not in the expression or a symbol is unaccounted for.
+
+    >>> import sympy as sp
+    >>> x, w = sp.symbols("x w")
+    >>> f = compile(sp.sin(w*x), wrt=[w])
+    >>> f.value_and_grad(x=2.0, w=0.0)
+    (0.0, {'w': 2.0})
+    >>> f.jvp({"w": 1.0}, x=2.0, w=0.0)
+    (0.0, 2.0)
+    """
+    try:
+        expr = sp.sympify(expr, strict=True)
+    except (sp.SympifyError, TypeError):
+        raise InputError("expected a SymPy expression, got %r; parse strings with symgrad.parse_expr" % (expr,)) from None
+    wrt = as_symbols(wrt, "wrt")
+    if not wrt:
+        raise InputError("wrt is empty; name the parameters to differentiate with respect to")
+    if args is None:
+        args = sorted((s for s in expr.free_symbols if s not in wrt), key=lambda s: s.name)
+    args = as_symbols(args, "args")
+    _check_wrt(expr, wrt, args)
+    missing = sorted((s.name for s in expr.free_symbols if s not in wrt and s not in args))
+    if missing:
+        raise InputError("the expression uses %s, which is in neither args nor wrt; add it to args"
+                         % ", ".join(missing))
+    return CompiledFunction(expr, wrt, args, reduce=reduce, check_finite=check_finite)

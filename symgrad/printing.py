@@ -1,0 +1,93 @@
+"""SymPy printer subclasses: NumPy right-hand sides for generated code, ξ text and LaTeX for tables.
+
+>>> import sympy as sp
+>>> x = sp.Symbol("x")
+>>> numpy_code(1/x**2 + sp.exp(x), {x: "x"})
+'np.exp(x) + 1/x**2'
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+
+from .errors import UnsupportedError
+
+__all__ = ["CodePrinter", "numpy_code", "text", "latex"]
+
+try:  # scipy.special supplies erf, loggamma, ... when it is installed
+    from sympy.printing.numpy import SciPyPrinter as _Base
+    import scipy.special  # noqa: F401
+
+    HAVE_SCIPY = True
+except ImportError:  # pragma: no cover - depends on the environment
+    _Base = NumPyPrinter
+    HAVE_SCIPY = False
+
+
+class CodePrinter(_Base):
+    """NumPy printer with symgrad's names: every symbol is printed through ``names``.
+
+    NumPy is ``np`` and scipy.special is ``scipy.special``; a function that needs SciPy when
+    it is not installed raises UnsupportedError naming it.
+    """
+
+    def __init__(self, names: dict):
+        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+        self.names = names
+
+    def _module_format(self, fqn, register=True):
+        if fqn.startswith("math.") or fqn.startswith("functools."):
+            raise UnsupportedError(
+                "%s has no NumPy implementation; install scipy (pip install scipy) so symgrad can use "
+                "scipy.special for it" % fqn.split(".")[-1])
+        out = super()._module_format(fqn, register)
+        return "np." + out[6:] if out.startswith("numpy.") else out
+
+    def _print_Symbol(self, expr):
+        try:
+            return self.names[expr]
+        except KeyError:
+            raise UnsupportedError("internal: no variable name for %s" % sp.sstr(expr)) from None
+
+    def _print_Pow(self, expr, rational=False):
+        b, e = expr.as_base_exp()
+        if e.is_Integer and e < 0:
+            inv = sp.Pow(b, -e, evaluate=False) if e != -1 else b
+            return "1/%s" % self.parenthesize(inv, sp.printing.precedence.PRECEDENCE["Mul"] + 1)
+        return super()._print_Pow(expr, rational)
+
+    def _print_Heaviside(self, expr):
+        h0 = expr.args[1] if len(expr.args) > 1 else sp.S.Half
+        return "%s(%s, %s)" % (self._module_format("numpy.heaviside"), self._print(expr.args[0]), self._print(h0))
+
+    def _nested(self, fn, args):
+        out = self._print(args[-1])
+        for a in reversed(args[:-1]):
+            out = "%s(%s, %s)" % (fn, self._print(a), out)
+        return out
+
+    def _print_Max(self, expr):
+        return self._nested(self._module_format("numpy.maximum"), expr.args)
+
+    def _print_Min(self, expr):
+        return self._nested(self._module_format("numpy.minimum"), expr.args)
+
+    def _print_Function(self, expr):
+        raise UnsupportedError("no NumPy code known for the function %s; give it a _numpycode method "
+                               "or rewrite it with known functions" % expr.func)
+
+
+def numpy_code(expr, names: dict) -> str:
+    """The NumPy source of ``expr`` with symbols renamed by ``names``."""
+    return CodePrinter(names).doprint(expr)
+
+
+def text(expr) -> str:
+    """Plain one-line text with ξ names, terms in their written order (``1 + ξ2``)."""
+    return sp.sstr(expr, order="none")
+
+
+def latex(expr) -> str:
+    """LaTeX with ξ_k names."""
+    return sp.latex(expr, order="none")

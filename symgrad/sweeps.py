@@ -1,0 +1,144 @@
+"""Forward (tangent) and reverse (adjoint) programs: ordered assignments built from graph + rules.
+
+A program is a list of ``Assign(target, expr, note)``. Forward mode computes
+``ξk_dot = Σ ∂ξk/∂a · a_dot``; reverse mode seeds the output's adjoint with 1 and walks the
+nodes backwards, ``a_bar += ∂ξk/∂a · ξk_bar``. Both read the same local partials, so no
+derivative is written twice. Terms that are zero are never emitted, factors of 1 vanish,
+and an adjoint or tangent that is just another variable is an alias, not a copy.
+
+>>> import sympy as sp
+>>> from symgrad.graph import decompose
+>>> x, w = sp.symbols("x w")
+>>> s = sweeps(decompose(sp.exp(-w*x)), [w])
+>>> for a in s.reverse: print(a)
+w_bar = -x*ξ2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .graph import Graph
+from .rules import local_partials
+
+__all__ = ["Assign", "XiDot", "XiBar", "Sweeps", "sweeps"]
+
+
+class XiDot(sp.Symbol):
+    """The tangent (forward derivative) variable of a node or leaf; never equals a user symbol."""
+
+    def _sympystr(self, printer):
+        return self.name
+
+
+class XiBar(sp.Symbol):
+    """The adjoint (reverse derivative) variable of a node or leaf; never equals a user symbol."""
+
+    def _sympystr(self, printer):
+        return self.name
+
+
+def _label(base) -> str:
+    return sp.sstr(base)
+
+
+@dataclass(frozen=True, slots=True)
+class Assign:
+    """One statement ``target = expr``; ``note`` says where it came from (a user subexpression)."""
+
+    target: sp.Symbol
+    expr: sp.Expr
+    note: str = ""
+
+    def __str__(self) -> str:
+        return "%s = %s" % (sp.sstr(self.target), sp.sstr(self.expr))
+
+
+@dataclass(frozen=True)
+class Sweeps:
+    """The value, forward and reverse programs of a graph for the parameters ``wrt``.
+
+    ``tangent[b]`` / ``adjoint[b]`` give the expression holding b's tangent / adjoint once
+    the respective program has run (a variable, another variable it aliases, or a number).
+    ``partials[k]`` holds node k+1's local partials.
+    """
+
+    graph: Graph
+    wrt: tuple
+    partials: tuple
+    values: list
+    forward: list
+    reverse: list
+    seeds: dict
+    tangent: dict = field(default_factory=dict)
+    adjoint: dict = field(default_factory=dict)
+
+
+def _active(graph: Graph, wrt) -> set:
+    active = set(wrt)
+    for n in graph.nodes:
+        if any(a in active for a in n.args):
+            active.add(n.symbol)
+    return active
+
+
+def sweeps(graph: Graph, wrt, all_adjoints: bool = False) -> Sweeps:
+    """Build the three programs. ``all_adjoints`` also gives adjoints of nodes that do not
+    depend on ``wrt`` (tables show them); compiled code only needs the active ones.
+
+    >>> import sympy as sp
+    >>> from symgrad.graph import decompose
+    >>> x, w = sp.symbols("x w")
+    >>> s = sweeps(decompose(sp.sin(w*x)), [w])
+    >>> for a in s.forward: print(a)
+    ξ1_dot = x*w_dot
+    ξ2_dot = ξ1_dot*cos(ξ1)
+    """
+    wrt = tuple(wrt)
+    partials = tuple(local_partials(n) for n in graph.nodes)
+    active = _active(graph, wrt)
+    values = [Assign(n.symbol, n.expr, sp.sstr(n.source, order="none")) for n in graph.nodes]
+
+    seeds = {w: XiDot("%s_dot" % _label(w)) for w in wrt}
+    tangent = dict(seeds)
+    forward = []
+    for n, parts in zip(graph.nodes, partials):
+        if n.symbol not in active:
+            continue
+        terms = [p * tangent[a] for a, p in parts if a in tangent and p != 0]
+        total = sp.Add(*terms)
+        if total.is_Atom:
+            tangent[n.symbol] = total
+        else:
+            target = XiDot("%s_dot" % _label(n.symbol))
+            forward.append(Assign(target, total, values[n.index - 1].note))
+            tangent[n.symbol] = target
+
+    needs_adjoint = (lambda a: a.is_Symbol) if all_adjoints else (lambda a: a in active)
+    adjoint: dict = {}
+    reverse = []
+    if graph.nodes:
+        adjoint[graph.output] = sp.S.One
+    for n, parts in zip(reversed(graph.nodes), reversed(partials)):
+        bar = adjoint.get(n.symbol)
+        if bar is None:
+            continue
+        for a, p in parts:
+            if not needs_adjoint(a) or p == 0:
+                continue
+            contrib = p * bar
+            target = XiBar("%s_bar" % _label(a))
+            note = "∂%s/∂%s" % (n.name, _label(a))
+            if a in adjoint:
+                reverse.append(Assign(target, adjoint[a] + contrib, note))
+                adjoint[a] = target
+            elif contrib.is_Atom:
+                adjoint[a] = contrib
+            else:
+                reverse.append(Assign(target, contrib, note))
+                adjoint[a] = target
+    if not graph.nodes and graph.output in wrt:
+        adjoint[graph.output] = sp.S.One
+    return Sweeps(graph, wrt, partials, values, forward, reverse, seeds, tangent, adjoint)
