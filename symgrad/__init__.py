@@ -13,6 +13,8 @@ from .errors import InputError, ParseError, SymgradError, UnsupportedError
 from .functions import leaky_relu, relu, sigmoid, softplus
 from .graph import Graph, Node, decompose
 from .compiled import CompiledFunction, compile
+from .tables import Table, table
+from .check import GradientMismatch, check_grads
 
 __version__ = "0.1.0"
 
@@ -21,4 +23,5 @@ __all__ = [
     "sigmoid", "relu", "leaky_relu", "softplus",
     "Graph", "Node", "decompose",
     "CompiledFunction", "compile",
+    "Table", "table", "GradientMismatch", "check_grads",
 ]

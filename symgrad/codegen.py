@@ -139,7 +139,7 @@ def generate(sw: Sweeps, args) -> Module:
     dots = ", ".join(printer._print(sw.seeds[w]) for w in sw.wrt)
     forward_src = "def jvp(%s, %s):\n%s\n    return %s, %s\n" % (sig, dots, "\n".join(fwd), out, tangent_out)
 
-    extra = "import scipy.special\n" if "scipy" in printer.module_imports else ""
+    extra = "import scipy.special\n" if any(m.startswith("scipy") for m in printer.module_imports) else ""
     source = HEADER.format(expr=sp.sstr(graph.expr).replace('"""', "'''")[:2000], extra=extra)
     source += "\n\n" + value_src + "\n\n" + reverse_src + "\n\n" + forward_src
     filename = "<symgrad-%s>" % hashlib.sha1(source.encode()).hexdigest()[:12]
