@@ -247,10 +247,12 @@ def _too_deep():
 
 def _syntax_message(exc, text, source):
     lead = len(text) - len(text.lstrip())
-    where = f"column {(exc.offset or 1) + lead}"
-    if (exc.lineno or 1) > 1:
-        where = f"line {exc.lineno}, column {exc.offset or 1}"
-    message = f"syntax error at {where}: {exc.msg}"
+    if not exc.offset:  # Python gives no position when the input ends too early ("x +")
+        message = f"syntax error: {exc.msg} (is the expression incomplete?)"
+    elif (exc.lineno or 1) > 1:
+        message = f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}"
+    else:
+        message = f"syntax error at column {exc.offset + lead}: {exc.msg}"
     words = [w for w in re.findall(r"[^\W\d]\w*", source)
              if keyword.iskeyword(w) and w not in ("True", "False", "None", "and", "or", "not")]
     if words:

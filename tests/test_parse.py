@@ -167,6 +167,8 @@ BAD = {
     "matmul": ("x @ y", "operator '@'"),
     "syntax": ("x + * y", "syntax error at column"),
     "unclosed": ("exp(x", "syntax error"),
+    "incomplete": ("x +", "is the expression incomplete?"),
+    "column counts leading spaces": ("  x + * y", "syntax error at column 7"),
     "keyword as name": ("x + lambda", "'lambda' is a Python keyword"),
     "statement": ("import os", "syntax error"),
     "assignment": ("x = 3", "syntax error"),
