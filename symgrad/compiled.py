@@ -20,6 +20,7 @@ import sympy as sp
 from .codegen import generate
 from .errors import InputError
 from .graph import decompose
+from .rewrite import stabilize
 from .sweeps import sweeps
 
 __all__ = ["CompiledFunction", "compile", "as_symbols"]
@@ -72,7 +73,7 @@ class CompiledFunction:
     - ``f.source`` / ``f.sources``: the generated Python.
     """
 
-    def __init__(self, expr, wrt, args, reduce="sum", check_finite=True):
+    def __init__(self, expr, wrt, args, reduce="sum", check_finite=True, rewrite=True):
         if reduce not in ("sum", "mean"):
             raise InputError("reduce must be 'sum' or 'mean', got %r" % (reduce,))
         self.expr = expr
@@ -80,7 +81,9 @@ class CompiledFunction:
         self.args = tuple(args)
         self.reduce = reduce
         self.check_finite = check_finite
-        self.graph = decompose(expr)
+        # Stability rewrites (symgrad.rewrite); f.rewrites lists what fired.
+        stable, self.rewrites = stabilize(expr) if rewrite else (expr, ())
+        self.graph = decompose(stable)
         self.sweeps = sweeps(self.graph, self.wrt)
         self.module = generate(self.sweeps, self.args)
         self.params = self.args + self.wrt
@@ -179,11 +182,13 @@ class CompiledFunction:
         return _plain(value), _plain(np.broadcast_to(dot, np.shape(value)) if np.ndim(dot) < np.ndim(value) else dot)
 
 
-def compile(expr, wrt, args=None, reduce: str = "sum", check_finite: bool = True) -> CompiledFunction:  # noqa: A001
+def compile(expr, wrt, args=None, reduce: str = "sum", check_finite: bool = True,  # noqa: A001
+            rewrite: bool = True) -> CompiledFunction:
     """Compile ``expr`` into NumPy functions for its value and its derivatives w.r.t. ``wrt``.
 
     ``args`` are the other inputs (default: the remaining free symbols, sorted by name).
     ``reduce`` says how gradients combine over a batch: "sum" (default) or "mean".
+    ``rewrite`` applies the stability rewrites of symgrad.rewrite (listed in ``f.rewrites``).
     Raises InputError when a wrt symbol is not in the expression or a symbol is unaccounted for.
 
     >>> import sympy as sp
@@ -209,4 +214,4 @@ def compile(expr, wrt, args=None, reduce: str = "sum", check_finite: bool = True
     if missing:
         raise InputError("the expression uses %s, which is in neither args nor wrt; add it to args"
                          % ", ".join(missing))
-    return CompiledFunction(expr, wrt, args, reduce=reduce, check_finite=check_finite)
+    return CompiledFunction(expr, wrt, args, reduce=reduce, check_finite=check_finite, rewrite=rewrite)

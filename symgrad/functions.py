@@ -13,6 +13,41 @@ itself as numerically stable NumPy code.
 """
 
 import sympy as sp
+from sympy.core.logic import fuzzy_and
+from sympy.codegen.cfunctions import expm1, log1p  # noqa: F401 - re-exported; print as np.log1p / np.expm1
+
+# The derivative used at a kink, where the one-sided derivatives differ (see KINKS).
+# One setting for every spelling: relu, leaky_relu, Abs, Max/Min (symgrad.rules) follow it.
+KINK = "min-norm"
+KINKS = {
+    "min-norm": "the one-sided derivative closest to 0 (minimum-norm subgradient): "
+                "relu'(0) = 0, leaky_relu'(0) = α, |x|'(0) = 0, as PyTorch",
+    "mean": "the average of the two one-sided derivatives: relu'(0) = 1/2, leaky_relu'(0) = (1 + α)/2, |x|'(0) = 0",
+    "right": "the derivative from the right: relu'(0) = 1, leaky_relu'(0) = 1, |x|'(0) = 1",
+}
+
+
+def at_kink(left, right):
+    """The derivative symgrad uses where the one-sided derivatives ``left`` and ``right`` differ.
+
+    Follows ``KINK``. A symbolic slope (leaky_relu's α) is taken to lie between 0 and 1.
+
+    >>> at_kink(0, 1), at_kink(-1, 1), at_kink(sp.Rational(1, 10), 1)
+    (0, 0, 1/10)
+    """
+    left, right = sp.sympify(left), sp.sympify(right)
+    if KINK == "right":
+        return right
+    if KINK == "mean":
+        return (left + right) / 2
+    if KINK != "min-norm":
+        raise ValueError("symgrad.functions.KINK is %r; use one of %s" % (KINK, ", ".join(KINKS)))
+    if not (left.is_Number and right.is_Number):
+        return left if not left.is_Number else right
+    lo, hi = min(left, right), max(left, right)
+    if lo <= 0 <= hi:
+        return sp.S.Zero
+    return lo if lo > 0 else hi
 
 
 class sigmoid(sp.Function):
@@ -71,7 +106,7 @@ class relu(sp.Function):
             return sp.Max(x, 0)
 
     def fdiff(self, argindex=1):
-        return sp.Heaviside(self.args[0], 0)
+        return sp.Heaviside(self.args[0], at_kink(0, 1))
 
     def _eval_rewrite_as_Max(self, x, **kwargs):
         return sp.Max(x, 0)
@@ -110,7 +145,10 @@ class leaky_relu(sp.Function):
     def fdiff(self, argindex=1):
         x, alpha = self.args
         if argindex == 1:
-            return sp.Piecewise((1, x > 0), (alpha, True))
+            at0 = at_kink(alpha, 1)
+            if at0 == alpha:
+                return sp.Piecewise((1, x > 0), (alpha, True))
+            return sp.Piecewise((1, x > 0), (alpha, x < 0), (at0, True))
         return sp.Piecewise((0, x > 0), (x, True))
 
     def _eval_rewrite_as_Piecewise(self, x, alpha, **kwargs):
@@ -160,6 +198,86 @@ class softplus(sp.Function):
 
     def _latex(self, printer):
         return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
+
+
+class logsumexp(sp.Function):
+    """log(exp(a1) + … + exp(an)), computed max-shifted so it never overflows; ∂/∂ai = exp(ai − out).
+
+    The partial is the softmax weight of ai, in [0, 1]. Printed as nested ``np.logaddexp``,
+    each of which is the max-shifted ``m + log1p(exp(-|a - b|))``.
+
+    >>> import sympy as sp
+    >>> a, b = sp.symbols("a b")
+    >>> sp.diff(logsumexp(a, b), a)
+    exp(a - logsumexp(a, b))
+    >>> logsumexp(sp.Integer(0), sp.Integer(0))
+    log(2)
+    """
+
+    @classmethod
+    def eval(cls, *args):
+        if not args:
+            raise TypeError("logsumexp needs at least one argument")
+        if len(args) == 1:
+            return args[0]
+        if all(a.is_Number for a in args):
+            return sp.log(sp.Add(*[sp.exp(a) for a in args]))
+
+    def fdiff(self, argindex=1):
+        return sp.exp(self.args[argindex - 1] - self)
+
+    def _eval_rewrite_as_log(self, *args, **kwargs):
+        return sp.log(sp.Add(*[sp.exp(a) for a in args]))
+
+    def _eval_is_real(self):
+        return fuzzy_and(a.is_real for a in self.args)
+
+    def _numpycode(self, printer):
+        fn = printer._module_format("numpy.logaddexp")
+        out = printer._print(self.args[-1])
+        for a in reversed(self.args[:-1]):
+            out = "%s(%s, %s)" % (fn, printer._print(a), out)
+        return out
+
+    def _latex(self, printer):
+        return r"\operatorname{logsumexp}\left(%s\right)" % ", ".join(printer._print(a) for a in self.args)
+
+
+class where(sp.Function):
+    """``where(cond, a, safe)``: a where cond holds, else safe — symgrad's branch guard.
+
+    Compiled code evaluates a node that only a Piecewise branch needs on ``where(taken, a,
+    safe)`` instead of ``a``, so it never sees an argument outside its domain (see sweeps).
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> where(x > 0, x, 1).subs(x, -2), where(x > 0, x, 1).subs(x, 3)
+    (1, 3)
+    """
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, cond, a, safe):
+        if cond is sp.true:
+            return a
+        if cond is sp.false:
+            return safe
+
+    def fdiff(self, argindex=2):
+        cond = self.args[0]
+        if argindex == 2:
+            return sp.Piecewise((1, cond), (0, True))
+        if argindex == 3:
+            return sp.Piecewise((0, cond), (1, True))
+        raise sp.ArgumentIndexError(self, argindex)
+
+    def _numpycode(self, printer):
+        return "%s(%s, %s, %s)" % (printer._module_format("numpy.where"), *(printer._print(a) for a in self.args))
+
+    def _latex(self, printer):
+        cond, a, safe = (printer._print(e) for e in self.args)
+        return r"\begin{cases} %s & %s \\ %s & \text{otherwise} \end{cases}" % (a, cond, safe)
 
 
 ACTIVATIONS = {"sigmoid": sigmoid, "relu": relu, "leaky_relu": leaky_relu, "softplus": softplus}

@@ -73,6 +73,14 @@ class CodePrinter(_Base):
     def _print_Min(self, expr):
         return self._nested(self._module_format("numpy.minimum"), expr.args)
 
+    def _print_Piecewise(self, expr):
+        # Two branches, the last unconditional: np.where reads like the math; more use np.select.
+        if len(expr.args) == 2 and expr.args[1].cond == sp.true:
+            (a, cond), (b, _) = expr.args
+            return "%s(%s, %s, %s)" % (self._module_format("numpy.where"), self._print(cond), self._print(a),
+                                       self._print(b))
+        return super()._print_Piecewise(expr)
+
     def _print_Function(self, expr):
         raise UnsupportedError("no NumPy code known for the function %s; give it a _numpycode method "
                                "or rewrite it with known functions" % expr.func)

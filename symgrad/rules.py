@@ -16,7 +16,9 @@ expression, so any SymPy ``Function`` with ``fdiff`` works without registration.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Callable
 
 import sympy as sp
@@ -25,7 +27,7 @@ from sympy.core.function import Application
 from . import functions as F
 from .errors import UnsupportedError
 
-__all__ = ["Rule", "RULES", "rule_for", "local_partials"]
+__all__ = ["Rule", "RULES", "rule_for", "local_partials", "safe_point", "kink_note", "kink"]
 
 
 def _diff(e, a, out):
@@ -36,12 +38,80 @@ def _is_pow(exponent):
     return lambda e: e.is_Pow and e.exp == exponent
 
 
-def _max_min(e, a, out):
-    # The argument strictly above (Max) or below (Min) all others gets the whole derivative;
-    # at a tie nobody does, which gives relu'(0) = 0 for Max(x, 0).
-    rel = (lambda p, q: p > q) if isinstance(e, sp.Max) else (lambda p, q: p < q)
-    cond = sp.And(*[rel(a, b) for b in e.args if b != a])
-    return sp.Piecewise((1, cond), (0, True))
+def _slope(t, defs):
+    """(base, c) with t = c·base, looking one node down: ξ1 = 0.1*x gives (x, 0.1); a number gives (None, 0)."""
+    if t.is_Number:
+        return None, sp.S.Zero
+    d = defs.get(t) if defs else None
+    if d is not None and d.is_Mul:
+        c, rest = d.as_coeff_Mul()
+        if rest.is_Symbol and c.is_Number:
+            return rest, c
+    return t, sp.S.One
+
+
+def _tie_weights(tied, is_max):
+    """Weights, summing to at most 1, that the tied arguments of a Max/Min get at a tie.
+
+    ``tied`` is a list of (base, c). When they are multiples of one base (constants fit any
+    base with c = 0) the one-sided derivatives are the extreme c's and KINK picks between
+    them; unrelated arguments split the derivative equally.
+    """
+    bases = {b for b, _ in tied if b is not None}
+    n = len(tied)
+    if len(bases) > 1:
+        if F.KINK == "min-norm" and any(b is None for b, _ in tied):
+            return [sp.S.Zero] * n
+        return [sp.S.One / n if b is not None else sp.S.Zero for b, _ in tied]
+    cs = [c for _, c in tied]
+    lo, hi = min(cs), max(cs)
+    left, right = (lo, hi) if is_max else (hi, lo)
+    target = F.at_kink(left, right)
+    w = [sp.S.Zero] * n
+    for i, c in enumerate(cs):
+        if c == target:
+            w[i] = sp.S.One if tied[i][0] is not None else sp.S.Zero
+            return w
+    i_lo, i_hi = cs.index(lo), cs.index(hi)
+    lam = (hi - target) / (hi - lo)
+    w[i_lo] += lam if tied[i_lo][0] is not None else 0
+    w[i_hi] += (1 - lam) if tied[i_hi][0] is not None else 0
+    return w
+
+
+def _max_min(e, a, out, defs=None):
+    # The argument strictly above (Max) or below (Min) all others gets the whole derivative.
+    # At a tie the derivative is the one KINK picks from the one-sided derivatives, which are
+    # known locally when the tied arguments are constants or multiples c·b of one value b:
+    # Max(x, 0) and Min(x, 0) give 0 at 0, Max(α·x, x) gives α, Max(x, -x) gives 0.
+    is_max = isinstance(e, sp.Max)
+    rel = (lambda p, q: p > q) if is_max else (lambda p, q: p < q)
+    args = list(e.args)
+    i = args.index(a)
+    slopes = [_slope(t, defs) for t in args]
+    others = [t for t in args if t != a]
+    if len(args) == 2:
+        w = _tie_weights(slopes, is_max)[i]
+        b = others[0]
+        return sp.Piecewise((1, rel(a, b)), (w, sp.Eq(a, b)), (0, True))
+    branches = [(1, sp.And(*[rel(a, b) for b in others]))]
+    if len(args) > 5:  # too many tie patterns to list: split equally among the tied arguments
+        count = sp.Add(*[sp.Piecewise((1, sp.Eq(t, out)), (0, True)) for t in args])
+        return sp.Piecewise(*branches, (1 / count, sp.Eq(a, out)), (0, True), evaluate=False)
+    rest = [j for j in range(len(args)) if j != i]
+    for size in range(len(rest), 0, -1):
+        for combo in combinations(rest, size):
+            tie = [i] + list(combo)
+            w = _tie_weights([slopes[j] for j in tie], is_max)[0]
+            if w != 0:  # the tie sets are disjoint events, so zero branches can go to the default
+                branches.append((w, sp.And(*[sp.Eq(args[j], out) for j in tie],
+                                           *[sp.Ne(args[j], out) for j in rest if j not in combo])))
+    return sp.Piecewise(*branches, (0, True), evaluate=False)
+
+
+def _abs(e, a, out):
+    at0 = F.at_kink(-1, 1)
+    return sp.sign(a) if at0 == 0 else sp.Piecewise((1, a > 0), (-1, a < 0), (at0, True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,28 +122,101 @@ class Rule:
     matches: Callable
     partial: Callable = _diff
     description: str = ""
+    # The argument value at which the operation and its partials are finite: compiled code
+    # feeds it to a node that only an untaken Piecewise branch needs (see symgrad.sweeps).
+    # None means the operation is finite everywhere (add, mul, sigmoid, tanh, ...).
+    safe: object = None
+    # The partial also receives ``defs`` ({ξ: its definition}) to look one node down.
+    uses_defs: bool = False
 
 
 RULES: tuple = (
     Rule("add", lambda e: e.is_Add, description="linear combination"),
     Rule("mul", lambda e: e.is_Mul, description="product"),
-    Rule("reciprocal", _is_pow(-1), lambda e, a, out: -out**2, "1/a; d = -out**2"),
-    Rule("sqrt", _is_pow(sp.S.Half), lambda e, a, out: 1 / (2 * out), "square root; d = 1/(2 out)"),
+    Rule("reciprocal", _is_pow(-1), lambda e, a, out: -out**2, "1/a; d = -out**2", safe=1),
+    Rule("sqrt", _is_pow(sp.S.Half), lambda e, a, out: 1 / (2 * out), "square root; d = 1/(2 out)", safe=1),
     Rule("square", _is_pow(2), description="a**2"),
-    Rule("pow", lambda e: e.is_Pow and e.exp.is_Number, description="power with a constant exponent"),
+    Rule("pow", lambda e: e.is_Pow and e.exp.is_Number, description="power with a constant exponent", safe=1),
     Rule("powvar", lambda e: e.is_Pow,
          lambda e, a, out: out * sp.log(e.base) if a == e.exp else sp.diff(e, a),
-         "power with a variable exponent; d/d exponent = out log(base)"),
-    Rule("exp", lambda e: isinstance(e, sp.exp), lambda e, a, out: out, "exponential; d = out"),
-    Rule("log", lambda e: isinstance(e, sp.log), description="natural logarithm; d = 1/a"),
+         "power with a variable exponent; d/d exponent = out log(base)", safe=1),
+    Rule("exp", lambda e: isinstance(e, sp.exp), lambda e, a, out: out, "exponential; d = out", safe=0),
+    Rule("log", lambda e: isinstance(e, sp.log), description="natural logarithm; d = 1/a", safe=1),
+    Rule("log1p", lambda e: isinstance(e, F.log1p), description="log(1 + a), accurate for small a; d = 1/(1 + a)",
+         safe=0),
+    Rule("expm1", lambda e: isinstance(e, F.expm1), lambda e, a, out: out + 1,
+         "exp(a) - 1, accurate for small a; d = out + 1", safe=0),
+    Rule("logsumexp", lambda e: isinstance(e, F.logsumexp), lambda e, a, out: sp.exp(a - out),
+         "max-shifted log-sum-exp; d = exp(a - out), the softmax weight"),
     Rule("sigmoid", lambda e: isinstance(e, F.sigmoid),
          lambda e, a, out: out * (1 - out), "logistic sigmoid; d = out (1 - out)"),
     Rule("tanh", lambda e: isinstance(e, sp.tanh), lambda e, a, out: 1 - out**2, "tanh; d = 1 - out**2"),
-    Rule("abs", lambda e: isinstance(e, sp.Abs), lambda e, a, out: sp.sign(a), "absolute value; d = sign(a), 0 at 0"),
-    Rule("max", lambda e: isinstance(e, (sp.Max, sp.Min)), _max_min, "maximum / minimum; 0 at ties"),
+    Rule("abs", lambda e: isinstance(e, sp.Abs), _abs, "absolute value; d = sign(a), kink at 0"),
+    Rule("max", lambda e: isinstance(e, (sp.Max, sp.Min)), _max_min,
+         "maximum / minimum; d = 1 for the extreme argument, kink convention at ties", uses_defs=True),
     Rule("piecewise", lambda e: isinstance(e, sp.Piecewise), description="branches; d flows into the taken branch"),
     Rule("function", lambda e: isinstance(e, Application), description="function; d from its fdiff"),
 )
+
+# Points inside the domain of functions that the generic "function" rule handles.
+SAFE_POINTS = {sp.asin: 0, sp.acos: 0, sp.atanh: 0, sp.acosh: 2, sp.asec: 2, sp.acsc: 2, sp.acoth: 2,
+               sp.sinh: 0, sp.cosh: 0, sp.tan: 0, sp.sec: 0, sp.csc: 1, sp.cot: 1, sp.coth: 1,
+               sp.gamma: 1, sp.loggamma: 1, sp.digamma: 1, sp.erfinv: 0, sp.LambertW: 0}
+
+_KINKED = (sp.Max, sp.Min, sp.Abs, F.relu, F.leaky_relu)
+
+
+def safe_point(e):
+    """The argument value at which node ``e`` is finite (None: finite everywhere).
+
+    >>> import sympy as sp
+    >>> a = sp.Symbol("a")
+    >>> safe_point(sp.log(a)), safe_point(sp.acosh(a)), safe_point(sp.sin(a))
+    (1, 2, None)
+    """
+    rule = rule_for(e)
+    if rule.name == "function":
+        return SAFE_POINTS.get(e.func)
+    return rule.safe
+
+
+def kink_note(e) -> str:
+    """A line saying which kink convention node ``e``'s derivative follows ('' if it has no kink).
+
+    Tables show it next to relu, leaky_relu, Abs, Max, Min and Piecewise nodes.
+
+    >>> import sympy as sp
+    >>> print(kink_note(sp.Max(sp.Symbol("x"), 0)))
+    kink convention min-norm: the one-sided derivative closest to 0 (minimum-norm subgradient): relu'(0) = 0, leaky_relu'(0) = α, |x|'(0) = 0, as PyTorch
+    >>> kink_note(sp.exp(sp.Symbol("x")))
+    ''
+    """
+    if isinstance(e, sp.Piecewise):
+        return "at a branch boundary the derivative is that of the branch whose condition holds there"
+    if isinstance(e, _KINKED):
+        return "kink convention %s: %s" % (F.KINK, F.KINKS[F.KINK])
+    return ""
+
+
+@contextmanager
+def kink(name: str):
+    """Temporarily use another kink convention (one of ``symgrad.functions.KINKS``).
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> with kink("mean"):
+    ...     sp.diff(F.relu(x), x).subs(x, 0)
+    1/2
+    >>> sp.diff(F.relu(x), x).subs(x, 0)
+    0
+    """
+    if name not in F.KINKS:
+        raise ValueError("unknown kink convention %r; use one of %s" % (name, ", ".join(F.KINKS)))
+    old, F.KINK = F.KINK, name
+    try:
+        yield
+    finally:
+        F.KINK = old
 
 
 def rule_for(e) -> Rule:
@@ -89,10 +232,11 @@ def rule_for(e) -> Rule:
     raise UnsupportedError("no derivative rule for %s (%s)" % (sp.sstr(e), type(e).__name__))
 
 
-def local_partials(node) -> tuple:
+def local_partials(node, defs=None) -> tuple:
     """``((arg, ∂node/∂arg), ...)`` for each argument of ``node``, in output-reuse form.
 
-    The node's output appears as ``node.symbol``. Raises UnsupportedError, naming the
+    The node's output appears as ``node.symbol``. ``defs`` ({ξ: definition}) lets a rule look
+    one node down (Max/Min use it to find slopes at ties). Raises UnsupportedError, naming the
     function, when SymPy knows no derivative for it.
 
     >>> import sympy as sp
@@ -105,7 +249,7 @@ def local_partials(node) -> tuple:
     rule = rule_for(node.expr)
     out = []
     for a in node.args:
-        p = rule.partial(node.expr, a, node.symbol)
+        p = rule.partial(node.expr, a, node.symbol, defs) if rule.uses_defs else rule.partial(node.expr, a, node.symbol)
         if p.has(sp.Derivative, sp.Subs):
             f = node.expr.func if isinstance(node.expr, sp.Function) else type(node.expr)
             raise UnsupportedError(

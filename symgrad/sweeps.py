@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .graph import Graph
-from .rules import local_partials
+from . import functions as F
+from .graph import Graph, Xi
+from .rules import local_partials, safe_point
 
-__all__ = ["Assign", "XiDot", "XiBar", "Sweeps", "sweeps"]
+__all__ = ["Assign", "XiDot", "XiBar", "Sweeps", "sweeps", "branch_conditions"]
 
 
 class XiDot(sp.Symbol):
@@ -62,7 +63,9 @@ class Sweeps:
 
     ``tangent[b]`` / ``adjoint[b]`` give the expression holding b's tangent / adjoint once
     the respective program has run (a variable, another variable it aliases, or a number).
-    ``partials[k]`` holds node k+1's local partials.
+    ``partials[k]`` holds node k+1's local partials (as the tables show them).
+    ``guards`` maps each node that only Piecewise branches need to the condition under
+    which its value is used; the programs evaluate such a node on safe arguments elsewhere.
     """
 
     graph: Graph
@@ -74,6 +77,7 @@ class Sweeps:
     seeds: dict
     tangent: dict = field(default_factory=dict)
     adjoint: dict = field(default_factory=dict)
+    guards: dict = field(default_factory=dict)
 
 
 def _active(graph: Graph, wrt) -> set:
@@ -84,9 +88,49 @@ def _active(graph: Graph, wrt) -> set:
     return active
 
 
-def sweeps(graph: Graph, wrt, all_adjoints: bool = False) -> Sweeps:
+def branch_conditions(graph: Graph) -> dict:
+    """{ξ: condition under which its value is used}, for the nodes that only Piecewise branches need.
+
+    A node that feeds the output through anything but a branch value (or a condition) is
+    needed everywhere and is absent. Conditions are built from the Piecewise conditions.
+
+    >>> import sympy as sp
+    >>> from symgrad.graph import decompose
+    >>> x = sp.Symbol("x")
+    >>> branch_conditions(decompose(sp.Piecewise((sp.sqrt(x), x > 0), (x, True))))
+    {ξ1: x > 0}
+    """
+    if not graph.nodes or not isinstance(graph.output, Xi):
+        return {}
+    need = {graph.output: sp.true}
+    for n in reversed(graph.nodes):
+        c = need.get(n.symbol, sp.true)
+        uses = []
+        if isinstance(n.expr, sp.Piecewise):
+            before = []
+            for pair in n.expr.args:
+                if isinstance(pair.expr, Xi):
+                    uses.append((pair.expr, sp.And(c, pair.cond, *[sp.Not(b) for b in before])))
+                uses.extend((s, c) for s in sorted(pair.cond.free_symbols, key=sp.default_sort_key)
+                            if isinstance(s, Xi))
+                before.append(pair.cond)
+        else:
+            uses = [(a, c) for a in n.args if isinstance(a, Xi)]
+        for a, cond in uses:
+            need[a] = sp.Or(need.get(a, sp.false), cond)
+    return {n.symbol: need[n.symbol] for n in graph.nodes if need.get(n.symbol, sp.true) is not sp.true}
+
+
+def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) -> Sweeps:
     """Build the three programs. ``all_adjoints`` also gives adjoints of nodes that do not
     depend on ``wrt`` (tables show them); compiled code only needs the active ones.
+
+    NaN-safe branches (``guard=True``): a node that only a Piecewise branch needs, and whose
+    operation has a restricted domain (log, sqrt, 1/a, exp, acosh, …; ``rules.safe_point``), is
+    evaluated on ``where(taken, a, safe)`` instead of its argument ``a`` — the "double where".
+    Where the branch is not taken it then computes a harmless finite number that the
+    Piecewise discards, its partials are finite, and the zero adjoint the Piecewise sends it
+    stays exactly zero (never 0·inf = nan). Where the branch is taken nothing changes.
 
     >>> import sympy as sp
     >>> from symgrad.graph import decompose
@@ -97,14 +141,25 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False) -> Sweeps:
     ξ2_dot = ξ1_dot*cos(ξ1)
     """
     wrt = tuple(wrt)
-    partials = tuple(local_partials(n) for n in graph.nodes)
+    defs = {n.symbol: n.expr for n in graph.nodes}
+    partials = tuple(local_partials(n, defs) for n in graph.nodes)
     active = _active(graph, wrt)
-    values = [Assign(n.symbol, n.expr, sp.sstr(n.source, order="none")) for n in graph.nodes]
+    guards = branch_conditions(graph) if guard else {}
+    values, used = [], []  # ``used``: the partials the programs evaluate (guarded where needed)
+    for n, parts in zip(graph.nodes, partials):
+        expr, cond = n.expr, guards.get(n.symbol)
+        safe = safe_point(n.expr) if cond is not None else None
+        if safe is not None:
+            sub = {a: F.where(cond, a, safe) for a in n.args}
+            expr = expr.xreplace(sub)
+            parts = tuple((a, p.xreplace(sub)) for a, p in parts)
+        values.append(Assign(n.symbol, expr, sp.sstr(n.source, order="none")))
+        used.append(parts)
 
     seeds = {w: XiDot("%s_dot" % _label(w)) for w in wrt}
     tangent = dict(seeds)
     forward = []
-    for n, parts in zip(graph.nodes, partials):
+    for n, parts in zip(graph.nodes, used):
         if n.symbol not in active:
             continue
         terms = [p * tangent[a] for a, p in parts if a in tangent and p != 0]
@@ -121,7 +176,7 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False) -> Sweeps:
     reverse = []
     if graph.nodes:
         adjoint[graph.output] = sp.S.One
-    for n, parts in zip(reversed(graph.nodes), reversed(partials)):
+    for n, parts in zip(reversed(graph.nodes), reversed(used)):
         bar = adjoint.get(n.symbol)
         if bar is None:
             continue
@@ -141,4 +196,4 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False) -> Sweeps:
                 adjoint[a] = target
     if not graph.nodes and graph.output in wrt:
         adjoint[graph.output] = sp.S.One
-    return Sweeps(graph, wrt, partials, values, forward, reverse, seeds, tangent, adjoint)
+    return Sweeps(graph, wrt, partials, values, forward, reverse, seeds, tangent, adjoint, guards)

@@ -1,0 +1,233 @@
+"""Stability rewrites: numerically unstable spellings replaced by stable equivalents, node by node.
+
+``symgrad.compile`` applies them by default (``rewrite=False`` turns them off) and keeps the
+list of what fired as ``f.rewrites``; tables show the user's literal chain. Each pattern
+looks at one node whose children are already rewritten and returns a replacement or None:
+
+====================  =================================================  =========================
+pattern               before                                             after
+====================  =================================================  =========================
+sigmoid               1/(1 + exp(u))                                     sigmoid(-u)
+one-minus-sigmoid     1 - sigmoid(u)                                     sigmoid(-u)
+log-sigmoid           log(sigmoid(u))                                    -softplus(-u)
+log-exp               log(exp(u))                                        u
+softplus              log(1 + exp(u))                                    softplus(u)
+logsumexp             log(exp(a) + exp(b) + … [+ c > 0])                 logsumexp(a, b, …)
+log1p                 log(1 + x)                                         log1p(x)
+expm1                 exp(x) - 1  (k·exp(x) - k, plus any other terms)   expm1(x)  (k·expm1(x))
+====================  =================================================  =========================
+
+They compose bottom-up, so the lecture's ``log(1/(1 + exp(-w*x)))`` becomes sigmoid(w*x)
+and then ``-softplus(-w*x)``, and ``log(1 - 1/(1 + exp(-z)))`` becomes ``-softplus(z)``.
+Every replacement is the same function (values agree to rounding); what changes is that
+no intermediate overflows or cancels: at w·x = 800 the literal chain computes
+log(1/(1 + inf)) = -inf, the rewritten one ``-logaddexp(0, -800)`` = -0.
+
+The walk visits each distinct subexpression once (a memoised, iterative post-order pass
+over the expression DAG); it never calls simplify, expand or cse on the whole expression,
+which on deep expressions would visit every path instead of every node (DESIGN.md).
+To add a pattern (e.g. row-wise matrix log-sum-exp), write ``f(node) -> replacement | None``
+and append ``Pattern(name, f, description)`` to ``PATTERNS`` or pass your own tuple.
+
+>>> import sympy as sp
+>>> x, y, w = sp.symbols("x y w")
+>>> e, report = stabilize(-y*sp.log(1/(1 + sp.exp(-w*x))))
+>>> e
+y*softplus(-w*x)
+>>> for r in report: print(r)
+sigmoid: 1/(1 + exp(-w*x)) → sigmoid(w*x)
+log-sigmoid: log(1/(1 + exp(-w*x))) → -softplus(-w*x)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import sympy as sp
+
+from . import functions as F
+
+__all__ = ["Rewrite", "Pattern", "PATTERNS", "stabilize"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """One fired rewrite: ``rule`` turned the user's subexpression ``before`` into ``after``."""
+
+    rule: str
+    before: sp.Expr
+    after: sp.Expr
+
+    def __str__(self) -> str:
+        return "%s: %s → %s" % (self.rule, sp.sstr(self.before, order="none"), sp.sstr(self.after, order="none"))
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """A rewrite: ``apply(node)`` gives the stable replacement of ``node`` or None."""
+
+    name: str
+    apply: Callable
+    description: str = ""
+
+
+def _exp_arg(t):
+    """u if t is exp(u), else None."""
+    return t.args[0] if isinstance(t, sp.exp) else None
+
+
+def _one_plus(e):
+    """x if e is 1 + x (x may be a sum), else None."""
+    if e.is_Add:
+        c, rest = e.as_coeff_Add()
+        if c == 1:
+            return rest
+    return None
+
+
+def _sigmoid(e):
+    if e.is_Pow and e.exp == -1:
+        rest = _one_plus(e.base)
+        u = _exp_arg(rest) if rest is not None else None
+        if u is not None:
+            return F.sigmoid(-u)
+    return None
+
+
+def _one_minus_sigmoid(e):
+    rest = _one_plus(e)
+    if rest is not None and rest.is_Mul:
+        c, s = rest.as_coeff_Mul()
+        if c == -1 and isinstance(s, F.sigmoid):
+            return F.sigmoid(-s.args[0])
+    return None
+
+
+def _log_of(f):
+    """A pattern on log(a) nodes: f(a) gives the replacement or None."""
+    def apply(e):
+        if isinstance(e, sp.log) and len(e.args) == 1:
+            return f(e.args[0])
+        return None
+    return apply
+
+
+def _log_sigmoid(a):
+    return -F.softplus(-a.args[0]) if isinstance(a, F.sigmoid) else None
+
+
+def _log_exp(a):
+    return _exp_arg(a)
+
+
+def _softplus(a):
+    rest = _one_plus(a)
+    u = _exp_arg(rest) if rest is not None else None
+    return F.softplus(u) if u is not None else None
+
+
+def _logsumexp(a):
+    # Every term must be c·exp(u) or a constant c, with c > 0; then log Σ = logsumexp(u + log c, …).
+    if not a.is_Add:
+        return None
+    args, n_exp = [], 0
+    for t in a.args:
+        c, rest = t.as_coeff_Mul() if t.is_Mul else (sp.S.One, t)
+        if t.is_Number:
+            c, rest = t, sp.S.One
+        if not (c.is_Number and c > 0):
+            return None
+        if rest == 1:
+            args.append(sp.log(c))
+            continue
+        u = _exp_arg(rest)
+        if u is None:
+            return None
+        n_exp += 1
+        args.append(u + sp.log(c) if c != 1 else u)
+    return F.logsumexp(*args) if n_exp and len(args) > 1 else None
+
+
+def _log1p(a):
+    rest = _one_plus(a)
+    return F.log1p(rest) if rest is not None else None
+
+
+def _expm1(e):
+    if not e.is_Add:
+        return None
+    c, rest = e.as_coeff_Add()
+    if c == 0:
+        return None
+    terms = list(sp.Add.make_args(rest))
+    for i, t in enumerate(terms):
+        k, f = t.as_coeff_Mul() if t.is_Mul else (sp.S.One, t)
+        if isinstance(f, sp.exp) and k == -c:
+            return sp.Add(k * F.expm1(f.args[0]), *terms[:i], *terms[i + 1:])
+    return None
+
+
+PATTERNS: tuple = (
+    Pattern("sigmoid", _sigmoid, "1/(1 + exp(u)) → sigmoid(-u): no overflow of exp, no 0·inf in its derivative"),
+    Pattern("one-minus-sigmoid", _one_minus_sigmoid, "1 - sigmoid(u) → sigmoid(-u): no cancellation for large u"),
+    Pattern("log-sigmoid", _log_of(_log_sigmoid), "log(sigmoid(u)) → -softplus(-u): finite for any u"),
+    Pattern("log-exp", _log_of(_log_exp), "log(exp(u)) → u"),
+    Pattern("softplus", _log_of(_softplus), "log(1 + exp(u)) → softplus(u), computed as logaddexp(0, u)"),
+    Pattern("logsumexp", _log_of(_logsumexp), "log of a sum of exponentials → max-shifted logsumexp"),
+    Pattern("log1p", _log_of(_log1p), "log(1 + x) → log1p(x): accurate for small x"),
+    Pattern("expm1", _expm1, "exp(x) - 1 → expm1(x): accurate for small x"),
+)
+
+_MAX_STEPS = 8  # patterns applied in turn at one node; each strictly simplifies, this is a safety net
+
+
+def _rebuild(e, args):
+    return e.func(*args)
+
+
+def stabilize(expr, patterns: tuple = PATTERNS):
+    """``(stable_expr, report)``: ``expr`` with every matching subexpression rewritten.
+
+    ``report`` is a tuple of :class:`Rewrite`, one per rewrite that fired, innermost first,
+    each naming the user's subexpression it replaced. Shared subexpressions are rewritten
+    once. An expression with nothing to rewrite comes back as the same object.
+
+    >>> import sympy as sp
+    >>> z = sp.Symbol("z")
+    >>> stabilize(sp.log(1 + sp.exp(z)) + sp.exp(z) - 1)[0]
+    expm1(z) + softplus(z)
+    """
+    expr = sp.sympify(expr)
+    memo: dict = {}
+    report: list = []
+
+    def visit(e):
+        """Rewrite one node whose children are done."""
+        args = [memo.get(a, a) for a in e.args]
+        new = e if all(x is y for x, y in zip(args, e.args)) else _rebuild(e, args)
+        for _ in range(_MAX_STEPS):
+            for pat in patterns:
+                out = pat.apply(new) if isinstance(new, sp.Basic) and not new.is_Atom else None
+                if out is not None and out != new:
+                    report.append(Rewrite(pat.name, e, out))
+                    new = out
+                    break
+            else:
+                break
+        memo[e] = new
+
+    # Iterative post-order: a node is visited after all its children, each distinct node once.
+    stack = [(expr, False)]
+    while stack:
+        e, expanded = stack.pop()
+        if e in memo or e.is_Atom or not e.args:
+            continue
+        if expanded:
+            visit(e)
+            continue
+        stack.append((e, True))
+        for a in reversed(e.args):
+            if a not in memo and not a.is_Atom:
+                stack.append((a, False))
+    return memo.get(expr, expr), tuple(report)
