@@ -121,12 +121,27 @@ def test_grad_ignores_values_of_absent_symbols(capsys):
     assert code == 0 and out.splitlines()[1] == "dL/dw = 2.0"
 
 
-@pytest.mark.xfail(reason="core: generated code divides Python floats, so 1/0 raises "
-                          "ZeroDivisionError instead of giving inf (reported to the lead)")
-def test_grad_at_a_singularity_is_not_an_internal_error(capsys):
-    code, out, err = run(capsys, "grad", "log(x)", "--wrt", "x", "--at", "x=0", "--format", "json")
-    assert "internal error" not in err
-    assert code == 0 and json.loads(out)["value"] is None  # -inf has no JSON form
+# Points outside the domain (log of 0, sqrt of a negative, 0**0) are ordinary user input:
+# the answer may be inf/nan or a one-line error, never an internal error.
+OUTSIDE_DOMAIN = {
+    "grad log at 0": ["grad", "log(w*x)", "--wrt", "w", "--at", "x=0,w=1"],
+    "grad forward log at 0": ["grad", "log(w*x)", "--wrt", "w", "--at", "x=0,w=1", "--mode", "forward"],
+    "grad power at 0": ["grad", "w**x", "--wrt", "w", "--at", "x=0,w=0"],
+    "grad negative base": ["grad", "x**w", "--wrt", "w", "--at", "x=-1,w=1/3"],
+    "table log at 0": ["table", "log(w*x)", "--wrt", "w", "--at", "x=0,w=1"],
+    "table sqrt of negative": ["table", "sqrt(w*x)", "--wrt", "w", "--at", "x=-1,w=1"],
+    "table acosh below 1": ["table", "acosh(w*x)", "--wrt", "w", "--at", "x=0.5,w=0.5"],
+    "table Heaviside at 0": ["table", "Heaviside(w*x, 1/2)", "--wrt", "w", "--at", "x=0,w=0"],
+}
+
+
+@pytest.mark.xfail(strict=True, reason="core bugs reported to the lead (Python-float division "
+                   "raises ZeroDivisionError; complex/zoo table cells fail float conversion); "
+                   "remove this marker once they are fixed")
+@pytest.mark.parametrize("argv", OUTSIDE_DOMAIN.values(), ids=OUTSIDE_DOMAIN.keys())
+def test_points_outside_the_domain_are_not_internal_errors(capsys, argv):
+    code, _, err = run(capsys, *argv)
+    assert "internal error" not in err and code in (0, 2)
 
 
 # -- code -------------------------------------------------------------------------------
