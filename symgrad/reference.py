@@ -21,6 +21,8 @@ the batch (divided by ``B`` only).
 (['W1', 'W2', 'b1', 'b2'], (1, 4))
 """
 
+import functools
+
 import numpy as np
 
 from symgrad.errors import InputError
@@ -44,11 +46,14 @@ def _tanh_d(A, G):
 
 
 def _sigmoid(Z):
-    # exp(-logaddexp(0, -z)) is sigma(z) without overflow in either tail.
+    # 1/(1 + exp(-z)) keeps full relative precision in both tails; exp overflows to inf only
+    # for z < -709, where 1/inf = 0 is the right answer, so that warning is silenced.
+    # (exp(-logaddexp(0, -z)) is as accurate but ten times slower in NumPy.)
     np.negative(Z, out=Z)
-    np.logaddexp(0.0, Z, out=Z)
-    np.negative(Z, out=Z)
-    return np.exp(Z, out=Z)
+    with np.errstate(over="ignore"):
+        np.exp(Z, out=Z)
+    Z += 1.0
+    return np.reciprocal(Z, out=Z)
 
 
 def _sigmoid_d(A, G):
@@ -77,7 +82,14 @@ def _leaky_relu_d(A, G):
 
 
 def _softplus(Z):
-    return np.logaddexp(0.0, Z, out=Z)
+    # max(z, 0) + log1p(exp(-|z|)): no overflow, full precision, and 3-4x faster than np.logaddexp.
+    T = np.abs(Z)
+    np.negative(T, out=T)
+    np.exp(T, out=T)
+    np.log1p(T, out=T)
+    np.maximum(Z, 0.0, out=Z)
+    Z += T
+    return Z
 
 
 def _softplus_d(A, G):
@@ -139,7 +151,7 @@ def _huber(Z, Y, B, delta=1.0):
 
 def _binary_cross_entropy(Z, Y, B):
     # From logits: softplus(z) - y*z = -(y log sigma(z) + (1 - y) log(1 - sigma(z))).
-    loss = (np.logaddexp(0.0, Z).sum() - np.vdot(Y, Z)) / B
+    loss = (_softplus(Z.copy()).sum() - np.vdot(Y, Z)) / B
     G = _sigmoid(Z)
     G -= Y
     G *= 1.0 / B
@@ -161,15 +173,19 @@ def _lookup(table, name, what):
     return table[name]
 
 
+@functools.lru_cache(maxsize=None)
+def _names(n):
+    """(("W1", "b1"), …, ("Wn", "bn")) and the same names as a frozenset."""
+    pairs = tuple((f"W{k}", f"b{k}") for k in range(1, n + 1))
+    return pairs, frozenset(name for pair in pairs for name in pair)
+
+
 def _layers(params):
-    """The number of layers in ``params`` (keys W1, b1, …, Wn, bn), checked."""
-    n = sum(1 for k in params if k.startswith("W"))
-    expected = {f"{p}{k}" for k in range(1, n + 1) for p in "Wb"}
-    if n == 0 or set(params) != expected:
-        raise InputError(
-            f"mlp params must be W1, b1, …, Wn, bn; got {sorted(params)}"
-        )
-    return n
+    """The layer names of ``params`` (keys W1, b1, …, Wn, bn), checked."""
+    pairs, expected = _names(len(params) // 2)
+    if not pairs or params.keys() != expected:
+        raise InputError(f"mlp params must be W1, b1, …, Wn, bn; got {sorted(params)}")
+    return pairs
 
 
 def mlp_forward(params, X, activation="tanh"):
@@ -182,13 +198,13 @@ def mlp_forward(params, X, activation="tanh"):
            [1.],
            [1.]])
     """
-    n = _layers(params)
+    layers = _layers(params)
     g, _ = _lookup(ACTIVATIONS, activation, "activation")
     A = X
-    for k in range(1, n + 1):
-        Z = A @ params[f"W{k}"]
-        Z += params[f"b{k}"]
-        A = g(Z) if k < n else Z
+    for k, (W, b) in enumerate(layers, start=1):
+        Z = A @ params[W]
+        Z += params[b]
+        A = g(Z) if k < len(layers) else Z
     return A
 
 
@@ -206,29 +222,30 @@ def mlp_value_and_grad(params, X, Y, activation="tanh", loss="softmax_cross_entr
     >>> bool(np.isclose(loss, np.log(3))), g["b1"].round(4).tolist()
     (True, [[-0.1667, 0.0833, 0.0833]])
     """
-    n = _layers(params)
+    layers = _layers(params)
     g, dg = _lookup(ACTIVATIONS, activation, "activation")
     loss_fn = _lookup(LOSSES, loss, "loss")
     B = X.shape[0]
 
     acts = [X]
-    A = X
-    for k in range(1, n):
-        Z = A @ params[f"W{k}"]
-        Z += params[f"b{k}"]
-        A = g(Z)
-        acts.append(A)
-    Z = A @ params[f"W{n}"]
-    Z += params[f"b{n}"]
+    for W, b in layers[:-1]:
+        Z = acts[-1] @ params[W]
+        Z += params[b]
+        acts.append(g(Z))
+    W, b = layers[-1]
+    Z = acts[-1] @ params[W]
+    Z += params[b]
     value, G = loss_fn(Z, Y, B)
 
+    # Bias gradients are column sums; a (1, B) row of ones through BLAS beats G.sum(axis=0) at small B.
+    ones = np.ones((1, B))
     grads = {}
-    for k in range(n, 0, -1):
-        A = acts[k - 1]
-        grads[f"W{k}"] = A.T @ G
-        grads[f"b{k}"] = G.sum(axis=0, keepdims=True)
-        if k > 1:
-            G = dg(A, G @ params[f"W{k}"].T)
+    for k in range(len(layers) - 1, -1, -1):
+        W, b = layers[k]
+        grads[W] = acts[k].T @ G
+        grads[b] = ones @ G
+        if k:
+            G = dg(acts[k], G @ params[W].T)
     return float(value), {name: grads[name] for name in params}
 
 

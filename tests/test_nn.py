@@ -358,6 +358,21 @@ def test_reference_softmax_ce_is_stable():
     assert loss == pytest.approx(2000.0) and np.isfinite(grads["W1"]).all()
 
 
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("act", ACTS)
+def test_reference_is_stable_for_huge_preactivations(act, loss):
+    """Pre-activations of ±1000 give finite losses and gradients and no floating-point warnings."""
+    import warnings
+
+    sizes = [2, 3, 2]
+    params, X, Y = problem(sizes, loss, seed=1, batch=4)
+    params = {k: v * 1000 for k, v in params.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, grads = reference.mlp_value_and_grad(params, X, Y, act, loss)
+    assert np.isfinite(value) and all(np.isfinite(g).all() for g in grads.values())
+
+
 def test_reference_logreg_finite_differences():
     rng = np.random.default_rng(2)
     X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, 20).astype(float)
