@@ -231,13 +231,15 @@ def huber(Z, Y, delta=1):
 
     >>> import sympy as sp
     >>> huber(sp.MatrixSymbol("Z", 8, 1), sp.MatrixSymbol("Y", 8, 1), delta=2)
-    Trace(1*Lambda(_t, Piecewise((_t**2/2, Abs(_t) <= 2), (2*Abs(_t) - 2, True))).(-Y + Z))/8
+    Trace(1*Lambda(_t, Piecewise((-2*_t - 2, _t < -2), (2*_t - 2, _t > 2), (_t**2/2, True))).(-Y + Z))/8
     """
     B = _pair(Z, Y, "huber")
     d = _number(delta, "huber delta")
     if not d > 0:
         raise InputError(f"huber delta must be positive; got {delta!r}")
-    piece = lambda r: sp.Piecewise((r**2 / 2, sp.Abs(r) <= d), (d * (sp.Abs(r) - d / 2), True))
+    # Three branches instead of |r|: each piece is a polynomial, so its derivative
+    # (-δ, δ or r) needs no sign() or Abs.
+    piece = lambda r: sp.Piecewise((-d * r - d**2 / 2, r < -d), (d * r - d**2 / 2, r > d), (r**2 / 2, True))
     return _total(_elementwise(Z - Y, piece)) / B
 
 

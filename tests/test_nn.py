@@ -443,6 +443,9 @@ def test_gradient_fn_equals_reference(act, loss):
     for k in params:
         assert np.shape(grads[k]) == params[k].shape
         np.testing.assert_allclose(grads[k], want_grads[k], rtol=1e-9, atol=1e-12)
+    vg = train.gradient_fn(net)
+    if vg.backend != "symgrad.compile":   # TODO(lead): make this an assertion once matrix compile lands
+        pytest.xfail(f"{vg.backend}: {vg.fallback_reason}")
 
 
 def test_issue_plain_sympy_network_compiles():
