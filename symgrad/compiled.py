@@ -17,7 +17,7 @@ import difflib
 import numpy as np
 import sympy as sp
 
-from .codegen import generate
+from .codegen import generate, short_text
 from .errors import InputError
 from .graph import decompose
 from .rewrite import stabilize
@@ -36,7 +36,7 @@ def as_symbols(items, what: str) -> list:
     for s in items:
         if isinstance(s, str):
             s = sp.Symbol(s)
-        if not isinstance(s, sp.Symbol):
+        if not isinstance(s, (sp.Symbol, sp.MatrixSymbol)):
             raise InputError("%s must be SymPy symbols, got %s (%s)" % (what, sp.sstr(s), type(s).__name__))
         if s in out:
             raise InputError("%s lists %s twice" % (what, s))
@@ -44,13 +44,30 @@ def as_symbols(items, what: str) -> list:
     return out
 
 
-def _check_wrt(expr, wrt, args):
-    free = expr.free_symbols
+def free_symbols(expr) -> set:
+    """The symbols of ``expr``, visiting each distinct subexpression once.
+
+    ``expr.free_symbols`` walks every path of the tree, which is exponential in the depth
+    of an expression with shared subexpressions (a chain of tanh layers).
+    """
+    seen, out, stack = set(), set(), [expr]
+    while stack:
+        e = stack.pop()
+        if e.is_Symbol:
+            out.add(e)
+        elif e not in seen:
+            seen.add(e)
+            stack.extend(e.args)
+    return out
+
+
+def _check_wrt(expr, wrt, args, free=None):
+    free = free_symbols(expr) if free is None else free
     for w in wrt:
         if w not in free:
             names = ", ".join(sorted(s.name for s in free)) or "none"
             raise InputError("%s is not in the expression %s (its symbols: %s); its derivative would be 0 — "
-                             "drop it from wrt or check the spelling" % (w, sp.sstr(expr), names))
+                             "drop it from wrt or check the spelling" % (w, short_text(decompose(expr)), names))
     overlap = [a for a in args if a in wrt]
     if overlap:
         raise InputError("%s is both in args and in wrt; list it once" % overlap[0])
@@ -89,6 +106,7 @@ class CompiledFunction:
         self.params = self.args + self.wrt
         self.names = tuple(p.name for p in self.params)
         self._slot = {n: i for i, n in enumerate(self.names)}
+        self._leaves = set(self.graph.leaves)
 
     @property
     def source(self) -> str:
@@ -164,8 +182,18 @@ class CompiledFunction:
         return _plain(total), dict(zip((w.name for w in self.wrt), grads))
 
     def grad(self, /, *args, **values) -> dict:
-        """{name: gradient of the (summed or averaged) value}, each shaped like its parameter."""
-        return self.value_and_grad(*args, **values)[1]
+        """{name: gradient of the (summed or averaged) value}, each shaped like its parameter.
+
+        Runs the gradient-only program: values only the output needs are not computed."""
+        bound = self._bind(args, values)
+        with np.errstate(all="ignore"):
+            grads = self.functions["grad"](*bound)
+        if self.reduce == "mean":
+            n = int(np.prod(np.broadcast_shapes(*(np.shape(v) for v, p in zip(bound, self.params)
+                                                  if p in self._leaves))))
+            if n > 1:
+                grads = [g / n for g in grads]
+        return dict(zip((w.name for w in self.wrt), grads))
 
     def jvp(self, tangents, /, *args, **values):
         """(value, J·v): directional derivative along ``tangents`` ({wrt name: tangent}), per sample."""
@@ -206,11 +234,18 @@ def compile(expr, wrt, args=None, reduce: str = "sum", check_finite: bool = True
     wrt = as_symbols(wrt, "wrt")
     if not wrt:
         raise InputError("wrt is empty; name the parameters to differentiate with respect to")
+    from .matrix import is_matrix_expr  # matrix networks have their own graph and code generator
+
+    if is_matrix_expr(expr):
+        from .matcodegen import compile_matrix
+
+        return compile_matrix(expr, wrt, as_symbols(args, "args") if args is not None else None, check_finite)
+    free = free_symbols(expr)
     if args is None:
-        args = sorted((s for s in expr.free_symbols if s not in wrt), key=lambda s: s.name)
+        args = sorted((s for s in free if s not in wrt), key=lambda s: s.name)
     args = as_symbols(args, "args")
-    _check_wrt(expr, wrt, args)
-    missing = sorted((s.name for s in expr.free_symbols if s not in wrt and s not in args))
+    _check_wrt(expr, wrt, args, free)
+    missing = sorted((s.name for s in free if s not in wrt and s not in args))
     if missing:
         raise InputError("the expression uses %s, which is in neither args nor wrt; add it to args"
                          % ", ".join(missing))

@@ -1,0 +1,214 @@
+"""Matrix ξ graph -> NumPy source (value, reverse and forward sweeps) -> a compiled function.
+
+The operation table ``symgrad.matrix.OPS`` supplies each node's value, vector-Jacobian and
+Jacobian-vector code; this module owns the statements: names, order, accumulation, aliases.
+
+>>> import numpy as np, sympy as sp, symgrad as sg
+>>> B = sp.Symbol("B", integer=True, positive=True)
+>>> X, w = sp.MatrixSymbol("X", B, 2), sp.MatrixSymbol("w", 2, 1)
+>>> f = sg.compile(sp.Trace((X*w).T*(X*w)), wrt=[w], args=[X])
+>>> f.grad(X=np.array([[1.0, 2.0], [3.0, 4.0]]), w=np.array([[1.0], [0.0]]))["w"].tolist()
+[[20.0], [28.0]]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import linecache
+
+import numpy as np
+import sympy as sp
+
+from .codegen import HEADER, Module, identifier_names
+from .compiled import CompiledFunction, _plain
+from .errors import InputError
+from .graph import Xi
+from .matrix import OPS, _pre, check_shapes, decompose_matrix, matrix_leaves, source_text
+from .printing import CodePrinter
+
+__all__ = ["MatrixCompiledFunction", "generate_matrix", "compile_matrix"]
+
+
+class _Ctx:
+    """What an OPS entry sees: argument code ``a``, output name ``o``, and ``code(expr, extra)``."""
+
+    def __init__(self, node, a, o, names):
+        self.node, self.a, self.o, self._names = node, a, o, names
+
+    def code(self, expr, extra):
+        names = dict(self._names)
+        # Dummies print through their own printer method; stand plain symbols in for them.
+        stand = {k: sp.Symbol("_sg_arg%d" % i) for i, k in enumerate(extra)}
+        names.update({stand[k]: v for k, v in extra.items()})
+        return CodePrinter(names).doprint(sp.sympify(expr).xreplace(stand))
+
+
+def _leaf_code(e, names):
+    if isinstance(e, sp.OneMatrix):
+        return "np.ones((%s, %s))" % (CodePrinter(names).doprint(e.rows), CodePrinter(names).doprint(e.cols))
+    if isinstance(e, sp.ZeroMatrix):
+        return "np.zeros((%s, %s))" % (CodePrinter(names).doprint(e.rows), CodePrinter(names).doprint(e.cols))
+    if isinstance(e, sp.Identity):
+        return "np.eye(%s)" % CodePrinter(names).doprint(e.rows)
+    return CodePrinter(names).doprint(e)
+
+
+def generate_matrix(graph, args, wrt) -> Module:
+    """Source for ``value``, ``value_and_grad`` (reverse) and ``jvp`` (forward) of a matrix graph."""
+    params = list(args) + list(wrt)
+    names = identifier_names(params)
+    dims = []
+    for p in params:
+        if isinstance(p, sp.MatrixSymbol):
+            for axis, d in enumerate(p.shape):
+                if d.is_Symbol and d not in names and d not in [x for x, _ in dims]:
+                    dims.append((d, "%s.shape[%d]" % (names[p], axis)))
+    for d, _ in dims:
+        names[d] = identifier_names([d])[d] if d.name not in names.values() else d.name + "_"
+    for n in graph.nodes:
+        names[n.symbol] = "xi%d" % n.index if hasattr(n, "index") else "xi%d" % n.symbol.index
+
+    def code_of(a):
+        return names[a] if a in names else _leaf_code(a, names)
+
+    ctxs = {n.symbol: _Ctx(n, [code_of(a) for a in n.args], names[n.symbol], names) for n in graph.nodes}
+    head = ["    %s = %s  # dimension" % (names[d], src) for d, src in dims]
+    values = []
+    for n in graph.nodes:
+        c = ctxs[n.symbol]
+        values += ["    " + s for s in _pre(c)]
+        values.append("    %s = %s  # %s" % (c.o, OPS[n.op]["value"](c), source_text(n.source)))
+    out = code_of(graph.output)
+
+    active = set(wrt)
+    for n in graph.nodes:
+        if any(a in active for a in n.args):
+            active.add(n.symbol)
+
+    # reverse sweep
+    adj = {}
+    rev = []
+    if graph.nodes:
+        adj[graph.output] = "1.0" if graph.nodes[-1].shape == () else "np.ones_like(%s)" % out
+    for n in reversed(graph.nodes):
+        g = adj.get(n.symbol)
+        if g is None:
+            continue
+        c = ctxs[n.symbol]
+        for i, a in enumerate(n.args):
+            if a not in active:
+                continue
+            contrib = OPS[n.op]["vjp"](c, i, g)
+            target = "%s_bar" % code_of(a)
+            note = "# ∂%s/∂%s" % (n.name, sp.sstr(a))
+            if a in adj:
+                rev.append("    %s = %s + %s  %s" % (target, adj[a], contrib, note))
+                adj[a] = target
+            elif contrib.isidentifier():
+                adj[a] = contrib
+            else:
+                rev.append("    %s = %s  %s" % (target, contrib, note))
+                adj[a] = target
+    grads = ", ".join(adj.get(w, "np.zeros_like(%s)" % names[w]) for w in wrt)
+
+    # forward sweep, interleaved with the values
+    dot = {w: "%s_dot" % names[w] for w in wrt}
+    fwd = []
+    k = 0
+    for n in graph.nodes:
+        c = ctxs[n.symbol]
+        pre = _pre(c)
+        fwd += values[k:k + len(pre) + 1]
+        k += len(pre) + 1
+        if n.symbol not in active:
+            continue
+        t = OPS[n.op]["jvp"](c, [dot.get(a) for a in n.args])
+        if t is None:
+            continue
+        if t.isidentifier():
+            dot[n.symbol] = t
+        else:
+            dot[n.symbol] = "%s_dot" % c.o
+            fwd.append("    %s = %s" % (dot[n.symbol], t))
+
+    sig = ", ".join(names[p] for p in params)
+    value_src = "def value(%s):\n%s\n    return %s\n" % (sig, "\n".join(head + values), out)
+    reverse_src = "def value_and_grad(%s):\n%s\n    return %s, (%s,)\n" % (
+        sig, "\n".join(head + values + rev), out, grads)
+    forward_src = "def jvp(%s, %s):\n%s\n    return %s, %s\n" % (
+        sig, ", ".join("%s_dot" % names[w] for w in wrt), "\n".join(head + fwd), out, dot.get(graph.output, "0.0"))
+    source = HEADER.format(expr=sp.sstr(graph.expr)[:2000].replace('"""', "'''"), extra="")
+    source += "\n\n" + value_src + "\n\n" + reverse_src + "\n\n" + forward_src
+    filename = "<symgrad-%s>" % hashlib.sha1(source.encode()).hexdigest()[:12]
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict = {}
+    exec(compile(source, filename, "exec"), namespace)
+    functions = {"value": namespace["value"], "reverse": namespace["value_and_grad"], "forward": namespace["jvp"]}
+    return Module(source, {"value": value_src, "reverse": reverse_src, "forward": forward_src},
+                  functions, {str(k): v for k, v in names.items()}, filename)
+
+
+class MatrixCompiledFunction(CompiledFunction):
+    """A compiled network loss (or matrix expression): same interface as CompiledFunction.
+
+    Matrix values are 2-D arrays; symbolic dimensions (a batch size B) are bound from them.
+    Each gradient has its parameter's shape. The loss is used as written (no extra reduction).
+    """
+
+    def __init__(self, expr, wrt, args, reduce="sum", check_finite=True):
+        self.expr = expr
+        self.wrt = tuple(wrt)
+        self.args = tuple(args)
+        self.reduce = reduce
+        self.check_finite = check_finite
+        self.graph = decompose_matrix(expr)
+        self.module = generate_matrix(self.graph, self.args, self.wrt)
+        self.params = self.args + self.wrt
+        self.names = tuple(p.name for p in self.params)
+        self._slot = {n: i for i, n in enumerate(self.names)}
+
+    def _bind(self, args, values):
+        bound = super()._bind(args, values)
+        check_shapes(self.params, dict(zip(self.names, bound)))
+        return bound
+
+    def _convert(self, name, v):
+        a = super()._convert(name, v)
+        return np.asarray(a, dtype=float) if np.ndim(a) == 0 and isinstance(a, float) else a
+
+    def value_and_grad(self, /, *args, **values):
+        with np.errstate(all="ignore"):
+            value, grads = self.functions["reverse"](*self._bind(args, values))
+        return _plain(value), {w.name: np.asarray(g) for w, g in zip(self.wrt, grads)}
+
+    def jvp(self, tangents, /, *args, **values):
+        wrt_names = [w.name for w in self.wrt]
+        if not isinstance(tangents, dict):
+            raise InputError("tangents must be a dict {parameter name: tangent}, got %s" % type(tangents).__name__)
+        for k in tangents:
+            if k not in wrt_names:
+                raise InputError("tangent given for %r, which is not a parameter; parameters: %s"
+                                 % (k, ", ".join(wrt_names)))
+        bound = self._bind(args, values)
+        dots = [np.asarray(tangents[k], float) if k in tangents else np.zeros(np.shape(bound[self._slot[k]]))
+                for k in wrt_names]
+        with np.errstate(all="ignore"):
+            value, dot = self.functions["forward"](*bound, *dots)
+        return _plain(value), _plain(dot)
+
+
+def compile_matrix(expr, wrt, args, check_finite=True) -> MatrixCompiledFunction:
+    """``symgrad.compile`` for expressions built from matrix symbols (called by it)."""
+    mats, scalars, dims = matrix_leaves(expr)
+    present = set(mats) | set(scalars)
+    for w in wrt:
+        if w not in present:
+            raise InputError("%s is not in the expression (its symbols: %s); drop it from wrt or check the spelling"
+                             % (w, ", ".join(s.name for s in mats + scalars)))
+    if args is None:
+        args = [s for s in mats + scalars if s not in wrt]
+    missing = [s.name for s in mats + scalars if s not in wrt and s not in args]
+    if missing:
+        raise InputError("the expression uses %s, which is in neither args nor wrt; add it to args"
+                         % ", ".join(missing))
+    return MatrixCompiledFunction(expr, wrt, args, check_finite=check_finite)
