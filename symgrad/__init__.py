@@ -15,6 +15,7 @@ from .graph import Graph, Node, decompose
 from .compiled import CompiledFunction, compile
 from .tables import Table, table
 from .check import GradientMismatch, check_grads
+from .parse import parse_expr, parse_symbols, parse_values
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,5 @@ __all__ = [
     "Graph", "Node", "decompose",
     "CompiledFunction", "compile",
     "Table", "table", "GradientMismatch", "check_grads",
+    "parse_expr", "parse_symbols", "parse_values",
 ]

@@ -62,7 +62,7 @@ def _point(graph, at, exact):
             raise InputError("value of %r is %r, which is not a number" % (name, v))
         if not num.is_real or not num.is_finite:
             raise InputError("value of %r is %s; tables need finite real numbers" % (name, num))
-        point[by_name[name]] = num if exact else sp.Float(num, 17)
+        point[by_name[name]] = num if exact else num.evalf(17)
     missing = [s.name for s in graph.leaves if s not in point]
     if missing:
         raise InputError("no value for %s in at; add %s" % (
@@ -129,12 +129,22 @@ def table(expr, wrt, at, exact: bool = True, share: bool = True) -> "Table":
         rows.append(Row(n.name, rule_for(n.expr).name, n.expr, n.source, tuple(shown), env[n.symbol],
                         tuple(t[n.symbol] for t in tangents), adj.get(n.symbol, sp.S.Zero)))
     gradient = {w.name: adj.get(w, sp.S.Zero) for w in wrt}
+    for r in rows:
+        for v in (r.value, r.adjoint, *r.tangents, *(p[3] for p in r.partials)):
+            if not v.is_finite and v.is_finite is not None or v.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+                raise InputError("%s is %s at this point (node %s = %s); choose a point inside the expression's "
+                                 "domain" % (text(v), "infinite or undefined", r.name, text(r.substituted)))
+            _num(v)
     return Table(tuple(rows), tuple(w.name for w in wrt), {s.name: v for s, v in _point(graph, at, exact).items()},
                  env[graph.output], gradient, graph.nodes[-1].name, sp.sstr(graph.expr))
 
 
 def _num(v) -> float:
-    return float(sp.N(v, 17))
+    n = sp.N(v, 17)
+    if not n.is_real:
+        raise InputError("%s is not a real number here (it is %s); the point lies outside the expression's "
+                         "domain — choose values where every node is real and finite" % (text(v), sp.sstr(n)))
+    return float(n)
 
 
 def _cell(v, exact_limit=28) -> str:
