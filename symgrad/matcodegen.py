@@ -71,13 +71,37 @@ def generate_matrix(graph, args, wrt) -> Module:
     def code_of(a):
         return names[a] if a in names else _leaf_code(a, names)
 
+    # A bias broadcast read only by sums is not materialised: NumPy broadcasts the (1, n) row.
+    consumers: dict = {}
+    for n in graph.nodes:
+        for a in n.args:
+            consumers.setdefault(a, []).append(n)
+    inline = {n.symbol for n in graph.nodes if n.op == "broadcast_rows" and n.symbol != graph.output
+              and all(c.op == "add" for c in consumers.get(n.symbol, []))}
+    for n in graph.nodes:
+        if n.symbol in inline:
+            names[n.symbol] = code_of(n.args[0])
+
     ctxs = {n.symbol: _Ctx(n, [code_of(a) for a in n.args], names[n.symbol], names) for n in graph.nodes}
     head = ["    %s = %s  # dimension" % (names[d], src) for d, src in dims]
     values = []
+    per_node = []  # the value statements of each node, for interleaving with tangents
     for n in graph.nodes:
         c = ctxs[n.symbol]
+        start = len(values)
         values += ["    " + s for s in _pre(c)]
-        values.append("    %s = %s  # %s" % (c.o, OPS[n.op]["value"](c), source_text(n.source)))
+        note = source_text(n.source)
+        first = n.args[0] if n.args else None
+        if n.symbol in inline:
+            values.append("    # %s = %s broadcast over rows  # %s" % (names[n.symbol], c.a[0], note))
+        elif (n.op == "add" and all(k == 1 for k in n.param) and isinstance(first, Xi)
+              and len(consumers.get(first, [])) == 1 and graph.nodes[first.index - 1].op == "matmul"):
+            # X@W + b: add in place into the fresh product nobody else reads
+            values.append("    %s = %s  # %s" % (c.o, c.a[0], note))
+            values.append("    %s += %s" % (c.o, " + ".join(c.a[1:])))
+        else:
+            values.append("    %s = %s  # %s" % (c.o, OPS[n.op]["value"](c), note))
+        per_node.append(values[start:])
     out = code_of(graph.output)
 
     active = set(wrt)
@@ -99,7 +123,7 @@ def generate_matrix(graph, args, wrt) -> Module:
             if a not in active:
                 continue
             contrib = OPS[n.op]["vjp"](c, i, g)
-            target = "%s_bar" % code_of(a)
+            target = "%s_bar" % (code_of(a) if not isinstance(a, Xi) else "xi%d" % a.index)
             note = "# ∂%s/∂%s" % (n.name, sp.sstr(a))
             if a in adj:
                 rev.append("    %s = %s + %s  %s" % (target, adj[a], contrib, note))
@@ -114,12 +138,9 @@ def generate_matrix(graph, args, wrt) -> Module:
     # forward sweep, interleaved with the values
     dot = {w: "%s_dot" % names[w] for w in wrt}
     fwd = []
-    k = 0
-    for n in graph.nodes:
+    for n, lines in zip(graph.nodes, per_node):
         c = ctxs[n.symbol]
-        pre = _pre(c)
-        fwd += values[k:k + len(pre) + 1]
-        k += len(pre) + 1
+        fwd += lines
         if n.symbol not in active:
             continue
         t = OPS[n.op]["jvp"](c, [dot.get(a) for a in n.args])
@@ -180,6 +201,10 @@ class MatrixCompiledFunction(CompiledFunction):
         with np.errstate(all="ignore"):
             value, grads = self.functions["reverse"](*self._bind(args, values))
         return _plain(value), {w.name: np.asarray(g) for w, g in zip(self.wrt, grads)}
+
+    def grad(self, /, *args, **values) -> dict:
+        """{name: gradient}, each shaped like its parameter."""
+        return self.value_and_grad(*args, **values)[1]
 
     def jvp(self, tangents, /, *args, **values):
         wrt_names = [w.name for w in self.wrt]

@@ -1,0 +1,66 @@
+"""W2: a 64-128-10 MLP, softmax cross-entropy, loss + all gradients: symgrad vs hand-written NumPy.
+
+Both run side by side in one process, interleaved, and the table reports medians and the
+ratio symgrad / hand. The hand-written reference is symgrad.reference.mlp_value_and_grad
+(max-shifted softmax, fused softmax-CE backward, `@`, axis sums).
+
+    python benchmarks/bench_network.py [--quick]
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+import symgrad as sg
+from symgrad import nn, reference
+
+
+def median_time(fn, repeats, inner):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - t0) / inner)
+    return float(np.median(times))
+
+
+def bench(batch, dtype, activation, repeats, rng):
+    net = nn.mlp([64, 128, 10], activation=activation, loss="softmax_cross_entropy")
+    f = sg.compile(net.loss, wrt=net.params, args=[net.inputs, net.targets])
+    params = {k: v.astype(dtype) for k, v in nn.init_params(net, seed=0).items()}
+    X = rng.standard_normal((batch, 64)).astype(dtype)
+    Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, batch)]
+    ours = lambda: f.value_and_grad(X=X, Y=Y, **params)  # noqa: E731
+    hand = lambda: reference.mlp_value_and_grad(params, X, Y, activation=activation)  # noqa: E731
+    (l1, g1), (l2, g2) = ours(), hand()
+    assert np.isclose(l1, l2, rtol=1e-4), (l1, l2)
+    inner = max(1, int(20000 // batch))
+    t_ours, t_hand = [], []
+    for _ in range(repeats):  # interleave so machine noise hits both alike
+        t_ours.append(median_time(ours, 1, inner))
+        t_hand.append(median_time(hand, 1, inner))
+    return float(np.median(t_ours)), float(np.median(t_hand))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny run (used by the smoke test)")
+    a = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    cases = [(256, np.float64, "tanh")] if a.quick else [
+        (32, np.float64, "tanh"), (256, np.float64, "tanh"), (4096, np.float64, "tanh"),
+        (256, np.float32, "tanh"), (256, np.float64, "sigmoid")]
+    repeats = 3 if a.quick else 15
+    print("%-6s %-8s %-8s %12s %12s %8s" % ("B", "dtype", "act", "symgrad µs", "hand µs", "ratio"))
+    rows = []
+    for batch, dtype, act in cases:
+        ours, hand = bench(batch, dtype, act, repeats, rng)
+        rows.append((batch, dtype.__name__, act, ours * 1e6, hand * 1e6, ours / hand))
+        print("%-6d %-8s %-8s %12.1f %12.1f %8.2f" % rows[-1])
+    return rows
+
+
+if __name__ == "__main__":
+    main()
