@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import linecache
+import math
+import re
 
 import numpy as np
 import sympy as sp
@@ -86,6 +88,7 @@ def generate_matrix(graph, args, wrt) -> Module:
     head = ["    %s = %s  # dimension" % (names[d], src) for d, src in dims]
     values = []
     per_node = []  # the value statements of each node, for interleaving with tangents
+    fresh = set()
     for n in graph.nodes:
         c = ctxs[n.symbol]
         start = len(values)
@@ -100,7 +103,15 @@ def generate_matrix(graph, args, wrt) -> Module:
             values.append("    %s = %s  # %s" % (c.o, c.a[0], note))
             values.append("    %s += %s" % (c.o, " + ".join(c.a[1:])))
         else:
-            values.append("    %s = %s  # %s" % (c.o, OPS[n.op]["value"](c), note))
+            code = OPS[n.op]["value"](c)
+            m = re.fullmatch(r"np\.(\w+)\((\w+)\)", code)
+            if (n.op == "elementwise" and m and m.group(2) == c.a[0] and first in fresh
+                    and len(consumers.get(first, [])) == 1):
+                # tanh(X@W + b) overwrites the fresh pre-activation nobody else reads
+                code = "np.%s(%s, out=%s)" % (m.group(1), c.a[0], c.a[0])
+            values.append("    %s = %s  # %s" % (c.o, code, note))
+        if n.op in ("matmul", "add") and n.symbol not in inline:
+            fresh.add(n.symbol)  # a new buffer whose own derivative rules never read it
         per_node.append(values[start:])
     out = code_of(graph.output)
 
@@ -112,6 +123,7 @@ def generate_matrix(graph, args, wrt) -> Module:
     # reverse sweep
     adj = {}
     rev = []
+    owned = set()  # adjoint arrays created here and read by one consumer only: safe to update in place
     if graph.nodes:
         adj[graph.output] = "1.0" if graph.nodes[-1].shape == () else "np.ones_like(%s)" % out
     for n in reversed(graph.nodes):
@@ -119,6 +131,7 @@ def generate_matrix(graph, args, wrt) -> Module:
         if g is None:
             continue
         c = ctxs[n.symbol]
+        active_args = [a for a in n.args if a in active]
         for i, a in enumerate(n.args):
             if a not in active:
                 continue
@@ -128,11 +141,19 @@ def generate_matrix(graph, args, wrt) -> Module:
             if a in adj:
                 rev.append("    %s = %s + %s  %s" % (target, adj[a], contrib, note))
                 adj[a] = target
+                owned.add(target)
             elif contrib.isidentifier():
                 adj[a] = contrib
+                owned.discard(contrib)  # now shared by two variables
+            elif (n.op == "elementwise" and g in owned and len(active_args) == 1
+                  and contrib.startswith(g + "*") and isinstance(a, Xi)):
+                rev.append("    %s *= %s  %s (in place: %s = %s)" % (g, contrib[len(g) + 1:], note, target, g))
+                adj[a] = g
             else:
                 rev.append("    %s = %s  %s" % (target, contrib, note))
                 adj[a] = target
+                if not contrib.startswith("np.broadcast_to"):
+                    owned.add(target)
     grads = ", ".join(adj.get(w, "np.zeros_like(%s)" % names[w]) for w in wrt)
 
     # forward sweep, interleaved with the values
@@ -194,6 +215,11 @@ class MatrixCompiledFunction(CompiledFunction):
         return bound
 
     def _convert(self, name, v):
+        if type(v) is np.ndarray and v.dtype.kind == "f" and v.ndim == 2:
+            # fast path: a NaN or inf makes the sum non-finite; only then look closer
+            if self.check_finite and not math.isfinite(v.sum()) and not np.isfinite(v).all():
+                raise InputError("value of %r contains nan or inf; symgrad needs finite inputs" % name)
+            return v
         a = super()._convert(name, v)
         return np.asarray(a, dtype=float) if np.ndim(a) == 0 and isinstance(a, float) else a
 
