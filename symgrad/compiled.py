@@ -152,7 +152,7 @@ class CompiledFunction:
         if isinstance(v, (builtins.float, builtins.int)) and not isinstance(v, bool):
             if self.check_finite and not np.isfinite(v):
                 raise InputError("value of %r is %r; symgrad needs finite numbers" % (name, v))
-            return float(v)
+            return np.float64(v)  # NumPy semantics: 1/0 is inf and (-1)**(1/3) nan, never Python errors
         try:
             a = np.asarray(v)
         except Exception:  # noqa: BLE001 - anything NumPy cannot read is the user's value

@@ -55,8 +55,10 @@ def _leaf_code(e, names):
     return CodePrinter(names).doprint(e)
 
 
-def generate_matrix(graph, args, wrt) -> Module:
-    """Source for ``value``, ``value_and_grad`` (reverse) and ``jvp`` (forward) of a matrix graph."""
+def generate_matrix(graph, args, wrt, inplace: bool = True) -> Module:
+    """Source for ``value``, ``value_and_grad`` (reverse) and ``jvp`` (forward) of a matrix graph.
+
+    ``inplace=False`` keeps every intermediate value intact (tables read them all)."""
     params = list(args) + list(wrt)
     names = identifier_names(params)
     dims = []
@@ -78,7 +80,7 @@ def generate_matrix(graph, args, wrt) -> Module:
     for n in graph.nodes:
         for a in n.args:
             consumers.setdefault(a, []).append(n)
-    inline = {n.symbol for n in graph.nodes if n.op == "broadcast_rows" and n.symbol != graph.output
+    inline = {n.symbol for n in graph.nodes if inplace and n.op == "broadcast_rows" and n.symbol != graph.output
               and all(c.op == "add" for c in consumers.get(n.symbol, []))}
     for n in graph.nodes:
         if n.symbol in inline:
@@ -97,7 +99,7 @@ def generate_matrix(graph, args, wrt) -> Module:
         first = n.args[0] if n.args else None
         if n.symbol in inline:
             values.append("    # %s = %s broadcast over rows  # %s" % (names[n.symbol], c.a[0], note))
-        elif (n.op == "add" and all(k == 1 for k in n.param) and isinstance(first, Xi)
+        elif (inplace and n.op == "add" and all(k == 1 for k in n.param) and isinstance(first, Xi)
               and len(consumers.get(first, [])) == 1 and graph.nodes[first.index - 1].op == "matmul"):
             # X@W + b: add in place into the fresh product nobody else reads
             values.append("    %s = %s  # %s" % (c.o, c.a[0], note))
@@ -105,7 +107,7 @@ def generate_matrix(graph, args, wrt) -> Module:
         else:
             code = OPS[n.op]["value"](c)
             m = re.fullmatch(r"np\.(\w+)\((\w+)\)", code)
-            if (n.op == "elementwise" and m and m.group(2) == c.a[0] and first in fresh
+            if (inplace and n.op == "elementwise" and m and m.group(2) == c.a[0] and first in fresh
                     and len(consumers.get(first, [])) == 1):
                 # tanh(X@W + b) overwrites the fresh pre-activation nobody else reads
                 code = "np.%s(%s, out=%s)" % (m.group(1), c.a[0], c.a[0])
@@ -145,7 +147,7 @@ def generate_matrix(graph, args, wrt) -> Module:
             elif contrib.isidentifier():
                 adj[a] = contrib
                 owned.discard(contrib)  # now shared by two variables
-            elif (n.op == "elementwise" and g in owned and len(active_args) == 1
+            elif (inplace and n.op == "elementwise" and g in owned and len(active_args) == 1
                   and contrib.startswith(g + "*") and isinstance(a, Xi)):
                 rev.append("    %s *= %s  %s (in place: %s = %s)" % (g, contrib[len(g) + 1:], note, target, g))
                 adj[a] = g
@@ -155,6 +157,9 @@ def generate_matrix(graph, args, wrt) -> Module:
                 if not contrib.startswith("np.broadcast_to"):
                     owned.add(target)
     grads = ", ".join(adj.get(w, "np.zeros_like(%s)" % names[w]) for w in wrt)
+    for n in graph.nodes:  # where each node's adjoint lives once the reverse sweep has run (tables read it)
+        if n.symbol in adj:
+            names["bar:%d" % n.symbol.index] = adj[n.symbol]
 
     # forward sweep, interleaved with the values
     dot = {w: "%s_dot" % names[w] for w in wrt}
@@ -175,6 +180,8 @@ def generate_matrix(graph, args, wrt) -> Module:
 
     sig = ", ".join(names[p] for p in params)
     value_src = "def value(%s):\n%s\n    return %s\n" % (sig, "\n".join(head + values), out)
+    if not inplace:  # the table's tape: every value and adjoint by name
+        grads = "locals()"
     reverse_src = "def value_and_grad(%s):\n%s\n    return %s, (%s,)\n" % (
         sig, "\n".join(head + values + rev), out, grads)
     forward_src = "def jvp(%s, %s):\n%s\n    return %s, %s\n" % (

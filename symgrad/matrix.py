@@ -160,7 +160,8 @@ def _split_matrix(e, ntrans):
                 return "add", [rest], (c,)
             return "scale", [c, rest], None
         if len(mats) > 2:
-            return "matmul", [sp.MatMul(*mats[:-1]), mats[-1]], None
+            k = _best_split(mats)
+            return "matmul", [_product(mats[:k]), _product(mats[k:])], None
         a, b = mats
         if _ones(a, cols=1) and b.rows == 1:
             return "broadcast_rows", [b], a.rows
@@ -192,6 +193,12 @@ def _split_matrix(e, ntrans):
         return "hpow", [e.base], e.exp
     if isinstance(e, sp.Trace):
         m = e.arg
+        mats = [a for a in m.args if isinstance(a, sp.MatrixExpr)] if isinstance(m, sp.MatMul) else []
+        if len(mats) > 2 and len(mats) == len(m.args):
+            for k in range(1, len(mats)):
+                left, right = _product(mats[:k]), _product(mats[k:])
+                if left.T == right:  # tr(QᵀQ), flattened by SymPy into one product
+                    return "sumsq", [right], None
         if isinstance(m, sp.MatMul) and len(m.args) == 2 and all(isinstance(a, sp.MatrixExpr) for a in m.args):
             a, b = m.args
             if _ones(a, rows=1) and b.cols == 1:
@@ -209,6 +216,32 @@ def _split_matrix(e, ntrans):
                                "traces, Hadamard products/powers and applyfunc" % (sp.sstr(e)[:80], type(e).__name__))
     kids, rebuild = _split(e)
     return "scalar", kids, rebuild
+
+
+def _product(mats):
+    return mats[0] if len(mats) == 1 else sp.MatMul(*mats)
+
+
+def _size(d):
+    return int(d) if d.is_Integer else 1024  # a symbolic dimension is a batch: assume it is large
+
+
+def _best_split(mats):
+    """Where to split a chain of matrix products so it costs the fewest multiplications
+    (the classic dynamic programme; X.T*X*w becomes X.T*(X*w))."""
+    n = len(mats)
+    dims = [_size(mats[0].rows)] + [_size(m.cols) for m in mats]
+    cost = [[0] * n for _ in range(n)]
+    split = [[0] * n for _ in range(n)]
+    for length in range(2, n + 1):
+        for i in range(n - length + 1):
+            j = i + length - 1
+            cost[i][j] = None
+            for k in range(i, j):
+                c = cost[i][k] + cost[k + 1][j] + dims[i] * dims[k + 1] * dims[j + 1]
+                if cost[i][j] is None or c < cost[i][j]:
+                    cost[i][j], split[i][j] = c, k + 1
+    return split[0][n - 1]
 
 
 def _dims(e):

@@ -100,6 +100,12 @@ def table(expr, wrt, at, exact: bool = True, share: bool = True) -> "Table":
     <BLANKLINE>
     L = ξ2 = 36; dL/dx = 24
     """
+    from .matrix import is_matrix_expr  # networks get a matrix-level table
+
+    if is_matrix_expr(sp.sympify(expr)):
+        from .mattables import matrix_table
+
+        return matrix_table(expr, wrt, at)
     graph = decompose(expr, share=share)
     wrt = as_symbols(wrt, "wrt")
     _check_wrt(graph.expr, wrt, [])

@@ -118,3 +118,33 @@ def test_nn_mlp_builder_compiles():
     assert loss == pytest.approx(ref_loss, rel=1e-12)
     for k in ref:
         np.testing.assert_allclose(grads[k], ref[k], rtol=1e-10, atol=1e-13)
+
+
+def test_matrix_table_values_and_adjoints_match_numpy():
+    (X, Y), params, Z2 = network(n_in=3, n_hidden=2, n_out=2)
+    L = sp.Trace((Z2 - Y).T * (Z2 - Y)) / B
+    v = values(5, batch=4, n_in=3, n_hidden=2, n_out=2)
+    t = sg.table(L, wrt=list(params), at={sp.MatrixSymbol(k, 1, 1).name: x for k, x in v.items()})
+    f = sg.compile(L, wrt=list(params), args=[X, Y])
+    loss, grads = f.value_and_grad(**v)
+    assert t.value == pytest.approx(loss, rel=1e-13)
+    for k in grads:
+        np.testing.assert_allclose(t.gradient[k], grads[k], rtol=1e-12)
+    rows = {r[2]: r for r in t.rows}
+    tanh_row = next(r for r in t.rows if r[1] == "elementwise")
+    np.testing.assert_allclose(tanh_row[4], np.tanh(v["X"] @ v["W1"] + v["b1"]), rtol=1e-14)
+    assert tanh_row[3] == (4, 2)
+    data = __import__("json").loads(t.to_json())
+    assert {"value", "gradient", "nodes"} <= set(data) and any(n["shape"] == [4, 2] for n in data["nodes"])
+    text = str(t)
+    assert "‖·‖" in text and "ξ1" in text and rows  # large values as norms, small in full
+    assert t.to_markdown().count("\n| ξ") == len(t.rows) and "<table>" in t.to_html()
+
+
+def test_matrix_chain_is_multiplied_in_the_cheap_order():
+    X, w = sp.MatrixSymbol("X", B, 50), sp.MatrixSymbol("w", 50, 1)
+    f = sg.compile(sp.Trace(w.T * X.T * X * w), wrt=[w], args=[X])
+    assert "X.T @ X" not in f.source and "np.sum(xi1*xi1)" in f.sources["value"]
+    rng = np.random.default_rng(0)
+    Xv, wv = rng.standard_normal((20, 50)), rng.standard_normal((50, 1))
+    np.testing.assert_allclose(f.grad(X=Xv, w=wv)["w"], 2 * Xv.T @ (Xv @ wv), rtol=1e-12)
