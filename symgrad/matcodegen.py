@@ -98,7 +98,7 @@ def generate_matrix(graph, args, wrt, inplace: bool = True) -> Module:
         note = source_text(n.source)
         first = n.args[0] if n.args else None
         if n.symbol in inline:
-            values.append("    # %s = %s broadcast over rows  # %s" % (names[n.symbol], c.a[0], note))
+            values.append("    # %s: %s broadcast over the rows by NumPy in the sum below" % (n.name, c.a[0]))
         elif (inplace and n.op == "add" and all(k == 1 for k in n.param) and isinstance(first, Xi)
               and len(consumers.get(first, [])) == 1 and graph.nodes[first.index - 1].op == "matmul"):
             # X@W + b: add in place into the fresh product nobody else reads
