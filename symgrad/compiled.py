@@ -185,6 +185,8 @@ class CompiledFunction:
         """{name: gradient of the (summed or averaged) value}, each shaped like its parameter.
 
         Runs the gradient-only program: values only the output needs are not computed."""
+        if "grad" not in self.functions:
+            return self.value_and_grad(*args, **values)[1]
         bound = self._bind(args, values)
         with np.errstate(all="ignore"):
             grads = self.functions["grad"](*bound)
