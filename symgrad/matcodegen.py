@@ -25,8 +25,9 @@ from .codegen import HEADER, Module, identifier_names
 from .compiled import CompiledFunction, _plain
 from .errors import InputError
 from .graph import Xi
-from .matrix import OPS, _pre, check_shapes, decompose_matrix, matrix_leaves, source_text
+from .matrix import ELEMENTWISE_VJP, INPLACE_PARTIALS, OPS, _pre, check_shapes, decompose_matrix, matrix_leaves, source_text
 from .printing import CodePrinter
+from .rules import rule_for
 
 __all__ = ["MatrixCompiledFunction", "generate_matrix", "compile_matrix"]
 
@@ -138,6 +139,9 @@ def generate_matrix(graph, args, wrt, inplace: bool = True) -> Module:
             if a not in active:
                 continue
             contrib = OPS[n.op]["vjp"](c, i, g)
+            if (n.op == "sum" and isinstance(a, Xi) and graph.nodes[a.index - 1].op in ELEMENTWISE_VJP
+                    and len(consumers.get(a, [])) == 1):
+                contrib = g  # the scalar adjoint broadcasts inside the next elementwise product
             target = "%s_bar" % (code_of(a) if not isinstance(a, Xi) else "xi%d" % a.index)
             note = "# ∂%s/∂%s" % (n.name, sp.sstr(a))
             if a in adj:
@@ -149,7 +153,10 @@ def generate_matrix(graph, args, wrt, inplace: bool = True) -> Module:
                 owned.discard(contrib)  # now shared by two variables
             elif (inplace and n.op == "elementwise" and g in owned and len(active_args) == 1
                   and contrib.startswith(g + "*") and isinstance(a, Xi)):
-                rev.append("    %s *= %s  %s (in place: %s = %s)" % (g, contrib[len(g) + 1:], note, target, g))
+                kernel = INPLACE_PARTIALS.get(rule_for(n.param).name)
+                lines = kernel(g, c.o) if kernel else ["%s *= %s" % (g, contrib[len(g) + 1:])]
+                rev += ["    " + ln for ln in lines]
+                rev[-1] += "  %s (in place: %s = %s)" % (note, target, g)
                 adj[a] = g
             else:
                 rev.append("    %s = %s  %s" % (target, contrib, note))

@@ -366,11 +366,11 @@ OPS = {
                          vjp=lambda c, i, g: "%s*%s.T" % (g, c.a[1 - i]),
                          jvp=lambda c, d: _sumdots([d[0] and "np.sum(%s*%s.T)" % (d[0], c.a[1]),
                                                    d[1] and "np.sum(%s*%s.T)" % (c.a[0], d[1])])),
-    "frobenius": dict(value=lambda c: "np.sum(%s*%s)" % tuple(c.a),
+    "frobenius": dict(value=lambda c: "np.vdot(%s, %s)" % tuple(c.a),
                       vjp=lambda c, i, g: _times(g, c.a[1 - i]),
                       jvp=lambda c, d: _sumdots([d[0] and "np.sum(%s*%s)" % (d[0], c.a[1]),
                                                 d[1] and "np.sum(%s*%s)" % (c.a[0], d[1])])),
-    "sumsq": dict(value=lambda c: "np.sum(%s*%s)" % (c.a[0], c.a[0]),
+    "sumsq": dict(value=lambda c: "np.vdot(%s, %s)" % (c.a[0], c.a[0]),
                   vjp=lambda c, i, g: _times("2*" + g if g != "1.0" else "2", c.a[0]),
                   jvp=lambda c, d: d[0] and "2*np.sum(%s*%s)" % (c.a[0], d[0])),
     "add": dict(value=lambda c: " + ".join("%s%s" % (_coef(c, k), a) for k, a in enumerate(c.a)).replace("+ -", "- "),
@@ -397,6 +397,19 @@ OPS = {
                    vjp=lambda c, i, g: _times(g, "(%s)" % _scalar_partials(c)[i]),
                    jvp=lambda c, d: _sumdots(["(%s)*%s" % (p, t) for p, t in zip(_scalar_partials(c), d) if t])),
 }
+
+
+# Adjoint updates done in place with one temporary, for the activations networks use most:
+# g *= 1 - out² (tanh) and g *= out·(1 − out) (sigmoid). Keyed by the scalar rule's name.
+INPLACE_PARTIALS = {
+    "tanh": lambda g, o: ["%s_t = np.square(%s)" % (o, o), "np.subtract(1.0, %s_t, out=%s_t)" % (o, o),
+                          "%s *= %s_t" % (g, o)],
+    "sigmoid": lambda g, o: ["%s_t = np.subtract(1.0, %s)" % (o, o), "%s_t *= %s" % (o, o), "%s *= %s_t" % (g, o)],
+}
+
+# Operations whose vector-Jacobian product treats the adjoint elementwise, so a scalar adjoint
+# broadcasts correctly and need not be expanded to the node's shape first.
+ELEMENTWISE_VJP = {"elementwise", "logsumexp_rows", "hadamard", "hpow"}
 
 
 def _pre(c):
