@@ -75,12 +75,10 @@ class sigmoid(sp.Function):
         return self.args[0].is_real
 
     def _numpycode(self, printer):
-        # exp(-log(1 + exp(-x))) never overflows and keeps full relative precision in both tails.
-        return "{0}(-{1}(0, -({2})))".format(
-            printer._module_format("numpy.exp"),
-            printer._module_format("numpy.logaddexp"),
-            printer._print(self.args[0]),
-        )
+        # 1/(1 + exp(-x)) keeps full relative precision in both tails; exp overflows to inf only
+        # for x < -709, where 1/inf = 0 is the right value (compiled calls silence that warning).
+        # exp(-logaddexp(0, -x)) is as accurate but several times slower.
+        return "1/(1 + {0}(-({1})))".format(printer._module_format("numpy.exp"), printer._print(self.args[0]))
 
     def _latex(self, printer):
         return r"\sigma\left(%s\right)" % printer._print(self.args[0])

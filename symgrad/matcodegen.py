@@ -25,7 +25,7 @@ from .codegen import HEADER, Module, identifier_names
 from .compiled import CompiledFunction, _plain
 from .errors import InputError
 from .graph import Xi
-from .matrix import ELEMENTWISE_VJP, INPLACE_PARTIALS, OPS, _pre, check_shapes, decompose_matrix, matrix_leaves, source_text
+from .matrix import _D, ELEMENTWISE_VJP, INPLACE_PARTIALS, INPLACE_VALUES, OPS, _pre, check_shapes, decompose_matrix, matrix_leaves, source_text
 from .printing import CodePrinter
 from .rules import rule_for
 
@@ -107,11 +107,12 @@ def generate_matrix(graph, args, wrt, inplace: bool = True) -> Module:
             values.append("    %s += %s" % (c.o, " + ".join(c.a[1:])))
         else:
             code = OPS[n.op]["value"](c)
-            m = re.fullmatch(r"np\.(\w+)\((\w+)\)", code)
-            if (inplace and n.op == "elementwise" and m and m.group(2) == c.a[0] and first in fresh
-                    and len(consumers.get(first, [])) == 1):
+            kernel = INPLACE_VALUES.get(rule_for(n.param).name) if n.op == "elementwise" else None
+            if (inplace and kernel and first in fresh and len(consumers.get(first, [])) == 1
+                    and n.param.args == (_D,)):
                 # tanh(X@W + b) overwrites the fresh pre-activation nobody else reads
-                code = "np.%s(%s, out=%s)" % (m.group(1), c.a[0], c.a[0])
+                values += ["    " + ln for ln in kernel(c.a[0])]
+                code = c.a[0]
             values.append("    %s = %s  # %s" % (c.o, code, note))
         if n.op in ("matmul", "add") and n.symbol not in inline:
             fresh.add(n.symbol)  # a new buffer whose own derivative rules never read it
@@ -222,10 +223,18 @@ class MatrixCompiledFunction(CompiledFunction):
         self.params = self.args + self.wrt
         self.names = tuple(p.name for p in self.params)
         self._slot = {n: i for i, n in enumerate(self.names)}
+        # per matrix argument: its slot and, per axis, a fixed size (int) or a dimension name (str)
+        self._shape_plan = [(i, tuple(int(d) if d.is_Integer else str(d) for d in p.shape))
+                            for i, p in enumerate(self.params) if isinstance(p, sp.MatrixSymbol)]
 
     def _bind(self, args, values):
         bound = super()._bind(args, values)
-        check_shapes(self.params, dict(zip(self.names, bound)))
+        sizes = {}
+        for i, expected in self._shape_plan:  # the fast check; check_shapes explains a mismatch
+            shape = getattr(bound[i], "shape", ())
+            if len(shape) != 2 or any(sizes.setdefault(e, n) != n if isinstance(e, str) else e != n
+                                      for e, n in zip(expected, shape)):
+                check_shapes(self.params, dict(zip(self.names, bound)))
         return bound
 
     def _convert(self, name, v):

@@ -407,6 +407,13 @@ INPLACE_PARTIALS = {
     "sigmoid": lambda g, o: ["%s_t = np.subtract(1.0, %s)" % (o, o), "%s_t *= %s" % (o, o), "%s *= %s_t" % (g, o)],
 }
 
+# Activations computed in place over a fresh pre-activation buffer ``a`` (no temporaries).
+INPLACE_VALUES = {
+    "tanh": lambda a: ["np.tanh(%s, out=%s)" % (a, a)],
+    "sigmoid": lambda a: ["np.negative(%s, out=%s)" % (a, a), "np.exp(%s, out=%s)" % (a, a), "%s += 1.0" % a,
+                          "np.reciprocal(%s, out=%s)" % (a, a)],
+}
+
 # Operations whose vector-Jacobian product treats the adjoint elementwise, so a scalar adjoint
 # broadcasts correctly and need not be expanded to the node's shape first.
 ELEMENTWISE_VJP = {"elementwise", "logsumexp_rows", "hadamard", "hpow"}
