@@ -16,6 +16,7 @@ from .compiled import CompiledFunction, compile
 from .tables import Table, table
 from .check import GradientMismatch, check_grads
 from .parse import parse_expr, parse_symbols, parse_values
+from . import nn, train  # network builders and the training loop: symgrad.nn.mlp, symgrad.train.fit
 
 __version__ = "0.1.0"
 
@@ -26,4 +27,5 @@ __all__ = [
     "CompiledFunction", "compile",
     "Table", "table", "GradientMismatch", "check_grads",
     "parse_expr", "parse_symbols", "parse_values",
+    "nn", "train",
 ]

@@ -38,7 +38,7 @@ from .rules import rule_for
 
 __all__ = ["MNode", "MGraph", "decompose_matrix", "is_matrix_expr", "OPS"]
 
-_D = sp.Dummy("d")
+_D = sp.Dummy("d", real=True)  # the variable of every elementwise function, real as in networks
 _OUT = sp.Dummy("out")
 
 
@@ -257,8 +257,34 @@ def _is_leaf(e):
         (not isinstance(e, sp.MatrixExpr) and (e.is_Symbol or e.is_Number or e.is_NumberSymbol))
 
 
+def _canonical_lambdas(expr):
+    """``expr`` with every applyfunc's Lambda over the one variable ``_D``.
+
+    Each ``.applyfunc(f)`` call makes a fresh dummy, so two identical activations would
+    otherwise be different subexpressions and never share a node.
+    """
+    memo: dict = {}
+
+    def canon(e):
+        if e in memo:
+            return memo[e]
+        if isinstance(e, ElementwiseApplyFunction):
+            f = e.function
+            out = ElementwiseApplyFunction(sp.Lambda(_D, f.expr.xreplace({f.variables[0]: _D})), canon(e.expr))
+        elif e.args and isinstance(e, (sp.MatrixExpr, sp.Expr)):
+            args = tuple(canon(a) for a in e.args)
+            out = e if args == e.args else e.func(*args)
+        else:
+            out = e
+        memo[e] = out
+        return out
+
+    return canon(expr)
+
+
 def decompose_matrix(expr) -> MGraph:
     """The matrix ξ graph of ``expr`` (a scalar built from matrix expressions, or a matrix)."""
+    expr = _canonical_lambdas(expr)
     nodes, memo, leaves = [], {}, {}
     ntrans = _Counter()
 

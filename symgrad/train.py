@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from symgrad import reference
 from symgrad.errors import InputError, SymgradError
 
 
@@ -344,16 +343,11 @@ def fit(value_and_grad, params, data, epochs, batch_size=None, optimizer=None, s
 # ---------------------------------------------------------------------------- networks -> callables
 
 
-# TODO(lead): remove fallback when matrix compile lands (this tuple, the two except clauses
-# below, _reference_gradient and _reference_output).
-_COMPILE_NOT_READY = (NotImplementedError, AttributeError)
-
-
 class _Gradient:
-    """``value_and_grad(**values)`` for a network, with ``backend``, ``param_names`` and ``fallback_reason``."""
+    """A compiled network function with ``backend`` and ``param_names`` (for printing and checks)."""
 
-    def __init__(self, fn, backend, param_names, fallback_reason=None):
-        self.fn, self.backend, self.param_names, self.fallback_reason = fn, backend, param_names, fallback_reason
+    def __init__(self, fn, backend, param_names):
+        self.fn, self.backend, self.param_names = fn, backend, param_names
 
     def __call__(self, /, **values):
         return self.fn(**values)
@@ -362,52 +356,16 @@ class _Gradient:
         return f"<value_and_grad of {', '.join(self.param_names)} via {self.backend}>"
 
 
-def _values_for(network, values, with_targets):
-    names = [network.inputs.name] + ([network.targets.name] if with_targets else []) + [p.name for p in network.params]
-    missing = [n for n in names if n not in values]
-    if missing:
-        raise InputError(f"missing value for {missing[0]!r}; the network needs {', '.join(names)}")
-    return [np.asarray(values[n], dtype=float) for n in names[: 2 if with_targets else 1]], {
-        p.name: values[p.name] for p in network.params
-    }
-
-
-def _reference_gradient(network):
-    def value_and_grad(**values):
-        (X, Y), params = _values_for(network, values, True)
-        if network.kind == "logistic_regression":
-            return reference.logreg_value_and_grad(params, X, Y)
-        return reference.mlp_value_and_grad(params, X, Y, network.activation, network.loss_name)
-
-    return value_and_grad
-
-
-def _reference_output(network):
-    def output(**values):
-        (X,), params = _values_for(network, values, False)
-        if network.kind == "logistic_regression":
-            return X @ np.reshape(params["w"], (-1, 1)) + np.reshape(params["b"], (1, 1))
-        return reference.mlp_forward(params, X, network.activation)
-
-    return output
-
-
 def gradient_fn(network):
     """``value_and_grad(**values) -> (loss, grads)`` for an ``nn`` network, compiled by symgrad.
 
     Call it with the data and parameters by name: ``vg(X=..., Y=..., W1=..., b1=..., …)``.
     ``.backend`` says which implementation runs.
     """
-    names = [p.name for p in network.params]
-    try:
-        import symgrad
+    from .compiled import compile as _compile
 
-        f = symgrad.compile(network.loss, wrt=list(network.params), args=[network.inputs, network.targets])
-    # TODO(lead): remove fallback when matrix compile lands
-    except _COMPILE_NOT_READY as exc:
-        return _Gradient(_reference_gradient(network), "symgrad.reference (fallback)", names,
-                         f"{type(exc).__name__}: {exc}")
-    return _Gradient(f.value_and_grad, "symgrad.compile", names)
+    f = _compile(network.loss, wrt=list(network.params), args=[network.inputs, network.targets])
+    return _Gradient(f.value_and_grad, "symgrad.compile", [p.name for p in network.params])
 
 
 def output_fn(network):
@@ -415,16 +373,10 @@ def output_fn(network):
 
     Call it as ``out(X=..., W1=..., b1=..., …)``; ``.backend`` says which implementation runs.
     """
-    names = [p.name for p in network.params]
-    try:
-        import symgrad
+    from .compiled import compile as _compile
 
-        f = symgrad.compile(network.output, wrt=list(network.params), args=[network.inputs])
-    # TODO(lead): remove fallback when matrix compile lands
-    except _COMPILE_NOT_READY as exc:
-        return _Gradient(_reference_output(network), "symgrad.reference (fallback)", names,
-                         f"{type(exc).__name__}: {exc}")
-    return _Gradient(f, "symgrad.compile", names)
+    f = _compile(network.output, wrt=list(network.params), args=[network.inputs])
+    return _Gradient(f, "symgrad.compile", [p.name for p in network.params])
 
 
 # ---------------------------------------------------------------------------- labels and accuracy

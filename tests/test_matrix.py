@@ -148,3 +148,17 @@ def test_matrix_chain_is_multiplied_in_the_cheap_order():
     rng = np.random.default_rng(0)
     Xv, wv = rng.standard_normal((20, 50)), rng.standard_normal((50, 1))
     np.testing.assert_allclose(f.grad(X=Xv, w=wv)["w"], 2 * Xv.T @ (Xv @ wv), rtol=1e-12)
+
+
+def test_two_identical_applyfuncs_share_one_node_and_abs_works():
+    X, w = sp.MatrixSymbol("X", B, 3), sp.MatrixSymbol("w", 3, 1)
+    a = (X * w).applyfunc(sp.tanh)
+    b = (X * w).applyfunc(sp.tanh)  # a fresh Lambda dummy, same function
+    L = sp.Trace(a.T * b) + sp.Trace(sp.OneMatrix(1, B) * (X * w).applyfunc(sp.Abs))
+    f = sg.compile(L, wrt=[w], args=[X])
+    assert f.sources["value"].count("np.tanh(") == 1
+    rng = np.random.default_rng(1)
+    Xv, wv = rng.standard_normal((5, 3)), rng.standard_normal((3, 1))
+    z = Xv @ wv
+    expected = Xv.T @ (2 * np.tanh(z) * (1 - np.tanh(z) ** 2) + np.sign(z))
+    np.testing.assert_allclose(f.grad(X=Xv, w=wv)["w"], expected, rtol=1e-12)

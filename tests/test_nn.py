@@ -444,8 +444,7 @@ def test_gradient_fn_equals_reference(act, loss):
         assert np.shape(grads[k]) == params[k].shape
         np.testing.assert_allclose(grads[k], want_grads[k], rtol=1e-9, atol=1e-12)
     vg = train.gradient_fn(net)
-    if vg.backend != "symgrad.compile":   # TODO(lead): make this an assertion once matrix compile lands
-        pytest.xfail(f"{vg.backend}: {vg.fallback_reason}")
+    assert vg.backend == "symgrad.compile"
 
 
 def test_issue_plain_sympy_network_compiles():
@@ -458,10 +457,7 @@ def test_issue_plain_sympy_network_compiles():
     A1 = (X * W1 + sp.OneMatrix(B, 1) * b1).applyfunc(sp.tanh)
     Z2 = A1 * W2 + sp.OneMatrix(B, 1) * b2
     L = sp.Trace((Z2 - Y).T * (Z2 - Y)) / B
-    try:
-        f = symgrad.compile(L, wrt=[W1, b1, W2, b2], args=[X, Y])
-    except (NotImplementedError, symgrad.SymgradError) as exc:   # TODO(lead): drop once matrix compile lands
-        pytest.skip(f"matrix compile not available yet: {exc}")
+    f = symgrad.compile(L, wrt=[W1, b1, W2, b2], args=[X, Y])
     params, Xv, Yv = problem([64, 128, 10], "mse", seed=0, batch=32)
     loss, grads = f.value_and_grad(X=Xv, Y=Yv, **params)
     want, want_grads = reference.mlp_value_and_grad(params, Xv, Yv, "tanh", "mse")
