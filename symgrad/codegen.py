@@ -29,7 +29,7 @@ import sympy as sp
 
 from .graph import Xi
 from .printing import CodePrinter
-from .sweeps import XiBar, Sweeps, XiDot
+from .sweeps import Assign, XiBar, Sweeps, XiDot
 
 __all__ = ["Module", "generate", "identifier_names"]
 
@@ -153,29 +153,36 @@ def generate(sw: Sweeps, args) -> Module:
 
     value_src = "def value(%s):\n%s\n    return %s\n" % (sig, "\n".join(values), out)
 
-    adjoints = [sw.adjoint.get(w, sp.S.Zero) for w in sw.wrt]
+    # A partial that repeats a value the forward pass computed reads it instead (tan' = 1 + tan**2
+    # comes from sympy.diff as tan(ξ1)**2 + 1; ξ2 is tan(ξ1)): forward and reverse share it.
+    reuse = {a.expr: a.target for a in sw.values}
+    reverse = [Assign(a.target, a.expr.xreplace(reuse), a.note) for a in sw.reverse]
+    adjoints = [sw.adjoint.get(w, sp.S.Zero).xreplace(reuse) for w in sw.wrt]
     grads = ", ".join("_sum_to(%s, %s, np.shape(%s))" % (printer.doprint(g), names[w], out)
                       for g, w in zip(adjoints, sw.wrt))
-    reverse_body = _lines(printer, sw.reverse)
+    reverse_body = _lines(printer, reverse)
     reverse_src = "def value_and_grad(%s):\n%s\n    return %s, (%s,)\n" % (
         sig, "\n".join(values + reverse_body), out, grads)
 
     # The gradient alone: no value that only the output needs (logs of a loss, say) is computed.
     # The batch shape is the broadcast of the inputs' shapes (every operation is elementwise).
-    used = [names[p] for p in graph.leaves if p in set(params)]
+    leaves = set(graph.leaves)
+    used = [names[p] for p in params if p in leaves]
     batch = "np.broadcast_shapes(%s)" % ", ".join("np.shape(%s)" % u for u in used)
     grads_only = ", ".join("_sum_to(%s, %s, _batch)" % (printer.doprint(g), names[w]) for g, w in zip(adjoints, sw.wrt))
     grad_src = "def grad(%s):\n    _batch = %s\n%s\n    return (%s,)\n" % (
-        sig, batch, "\n".join(_lines(printer, _needed(sw.values, sw.reverse, adjoints)) + reverse_body), grads_only)
+        sig, batch, "\n".join(_lines(printer, _needed(sw.values, reverse, adjoints)) + reverse_body), grads_only)
 
     # Forward mode interleaves each value with its tangent, in node order.
     by_target = {a.target: a for a in sw.forward}
-    fwd = []
-    for n, v in zip(graph.nodes, values):
+    fwd, known = [], {}
+    for n, v, a in zip(graph.nodes, values, sw.values):
         fwd.append(v)
+        known[a.expr] = a.target  # only values computed so far can be reused
         t = sw.tangent.get(n.symbol)
         if t in by_target:  # a tangent that aliases an earlier one is not recomputed
-            fwd.extend(_lines(printer, [by_target.pop(t)]))
+            d = by_target.pop(t)
+            fwd.extend(_lines(printer, [Assign(d.target, d.expr.xreplace(known), d.note)]))
     tangent_out = printer.doprint(sw.tangent.get(graph.output, sp.S.Zero))
     dots = ", ".join(printer._print(sw.seeds[w]) for w in sw.wrt)
     forward_src = "def jvp(%s, %s):\n%s\n    return %s, %s\n" % (sig, dots, "\n".join(fwd), out, tangent_out)
