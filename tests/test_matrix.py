@@ -162,3 +162,16 @@ def test_two_identical_applyfuncs_share_one_node_and_abs_works():
     z = Xv @ wv
     expected = Xv.T @ (2 * np.tanh(z) * (1 - np.tanh(z) ** 2) + np.sign(z))
     np.testing.assert_allclose(f.grad(X=Xv, w=wv)["w"], expected, rtol=1e-12)
+
+
+def test_generated_network_code_is_identical_across_hash_seeds():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import symgrad as sg\n"
+            "net = sg.nn.mlp([4, 3, 2], activation='sigmoid', loss='softmax_cross_entropy')\n"
+            "print(sg.compile(net.loss, wrt=net.params, args=[net.inputs, net.targets]).source)\n")
+    outs = {subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONHASHSEED=seed),
+                           capture_output=True, text=True, check=True).stdout for seed in ("0", "7")}
+    assert len(outs) == 1 and "def value_and_grad" in outs.pop()
