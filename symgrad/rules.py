@@ -6,6 +6,20 @@ the generated code reuses values the forward pass already computed. Operations w
 an entry of their own get their partial from ``sympy.diff`` on the node's small local
 expression, so any SymPy ``Function`` with ``fdiff`` works without registration.
 
+Kinks. Where a function's one-sided derivatives differ, one setting decides for every
+spelling: ``symgrad.functions.KINK`` (default ``"min-norm"``, change it temporarily with
+``with symgrad.rules.kink("mean"): ...``). The default takes the one-sided derivative
+closest to 0 (the minimum-norm subgradient), which is the lecture's and PyTorch's choice:
+relu'(0) = 0 for relu(x), Max(x, 0), Max(0, x) and Piecewise((x, x > 0), (0, True));
+leaky_relu'(0) = α for leaky_relu(x, α), Max(α·x, x) and Piecewise((x, x > 0), (α·x, True))
+(0 ≤ α ≤ 1); |x|'(0) = 0 for Abs(x) and Max(x, -x); Min(x, 0)'(0) = 0. At a Max/Min tie the
+rule looks one node down: constants and multiples c·b of one value b have known one-sided
+slopes, and KINK chooses among them; ties between unrelated arguments split the derivative
+equally (Max(x, y) at x = y gives 1/2 each). A Piecewise boundary belongs to the branch
+whose condition holds there, as written. ``kink_note(expr)`` says which convention a node
+follows, for tables. ``"mean"`` averages the one-sided derivatives; ``"right"`` takes the
+derivative from the right.
+
 >>> import sympy as sp
 >>> a, out = sp.symbols("a out")
 >>> rule_for(sp.exp(a)).name, rule_for(sp.exp(a)).partial(sp.exp(a), a, out)
@@ -138,7 +152,8 @@ RULES: tuple = (
     Rule("square", _is_pow(2), description="a**2"),
     Rule("pow", lambda e: e.is_Pow and e.exp.is_Number, description="power with a constant exponent", safe=1),
     Rule("powvar", lambda e: e.is_Pow,
-         lambda e, a, out: out * sp.log(e.base) if a == e.exp else sp.diff(e, a),
+         lambda e, a, out: (out * sp.log(e.base) if a != e.base else sp.diff(e, a).xreplace({e: out}))
+         if a == e.exp else sp.diff(e, a),
          "power with a variable exponent; d/d exponent = out log(base)", safe=1),
     Rule("exp", lambda e: isinstance(e, sp.exp), lambda e, a, out: out, "exponential; d = out", safe=0),
     Rule("log", lambda e: isinstance(e, sp.log), description="natural logarithm; d = 1/a", safe=1),
