@@ -130,13 +130,10 @@ def short_text(graph, limit: int = 200) -> str:
     the number of nodes: a deep expression whose tree is exponentially larger than its graph
     (shared subexpressions) is never printed whole; its large parts show as ξ names.
     """
-    size = {}  # tree size of each node (number of nodes when every path is spelled out)
-    for n in graph.nodes:
-        size[n.symbol] = 1 + sum(size.get(a, 0) for a in n.args)
-    if not graph.nodes or size[graph.output] <= 40:
+    small = graph.small_sources()
+    if not graph.nodes or graph.output in small:
         return sp.sstr(graph.expr, order="none")[:limit]
-    small = {n.symbol: n.source for n in graph.nodes if size[n.symbol] <= 10}
-    text = sp.sstr(graph.node(graph.output).expr.xreplace(small), order="none")
+    text = sp.sstr(graph.readable(graph.node(graph.output), small), order="none")
     return text if len(text) <= limit else text[:limit] + " ..."
 
 

@@ -78,7 +78,7 @@ class sigmoid(sp.Function):
         # 1/(1 + exp(-x)) keeps full relative precision in both tails; exp overflows to inf only
         # for x < -709, where 1/inf = 0 is the right value (compiled calls silence that warning).
         # exp(-logaddexp(0, -x)) is as accurate but several times slower.
-        return "1/(1 + {0}(-({1})))".format(printer._module_format("numpy.exp"), printer._print(self.args[0]))
+        return "(1/(1 + {0}(-({1}))))".format(printer._module_format("numpy.exp"), printer._print(self.args[0]))
 
     def _latex(self, printer):
         return r"\sigma\left(%s\right)" % printer._print(self.args[0])
@@ -192,7 +192,11 @@ class softplus(sp.Function):
         return self.args[0].is_real
 
     def _numpycode(self, printer):
-        return "{0}(0, {1})".format(printer._module_format("numpy.logaddexp"), printer._print(self.args[0]))
+        # max(x, 0) + log1p(exp(-|x|)) is stable in both tails and much faster than np.logaddexp
+        x = printer._print(self.args[0])
+        return "({0}({1}, 0) + {2}({3}(-{4}({1}))))".format(
+            printer._module_format("numpy.maximum"), x, printer._module_format("numpy.log1p"),
+            printer._module_format("numpy.exp"), printer._module_format("numpy.abs"))
 
     def _latex(self, printer):
         return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])

@@ -109,9 +109,29 @@ class Graph:
         """The node whose symbol is ``symbol``."""
         return self.nodes[symbol.index - 1]
 
-    def substituted(self, e: sp.Expr) -> sp.Expr:
-        """``e`` with every ξ replaced by the user subexpression it stands for."""
-        return e.xreplace({n.symbol: n.source for n in self.nodes if n.symbol in e.free_symbols})
+    def substituted(self, e: sp.Expr, small: dict | None = None) -> sp.Expr:
+        """``e`` with each ξ replaced by the user subexpression it stands for, when that is small.
+
+        A deep expression with shared parts is exponentially larger as a tree than as a graph,
+        so large subexpressions keep their ξ name (``small`` from ``small_sources`` saves the walk).
+        """
+        return e.xreplace(self.small_sources() if small is None else small)
+
+    def small_sources(self, limit: int = 40) -> dict:
+        """{ξ: user subexpression} for the nodes whose expression tree has at most ``limit`` nodes,
+        found in one pass over the graph (tree sizes add up along the arguments)."""
+        size, small = {}, {}
+        for n in self.nodes:
+            size[n.symbol] = 1 + sum(size.get(a, 0) for a in n.args)
+            if size[n.symbol] <= limit:
+                small[n.symbol] = n.source
+        return small
+
+    def readable(self, node: Node, small: dict | None = None) -> sp.Expr:
+        """What ``node`` computes for a person: its user subexpression if small, else its
+        definition with the small parts spelled out."""
+        small = self.small_sources() if small is None else small
+        return small.get(node.symbol) if node.symbol in small else node.expr.xreplace(small)
 
 
 def _split(e):

@@ -146,6 +146,7 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
     active = _active(graph, wrt)
     guards = branch_conditions(graph) if guard else {}
     values, used = [], []  # ``used``: the partials the programs evaluate (guarded where needed)
+    small = graph.small_sources()
     for n, parts in zip(graph.nodes, partials):
         expr, cond = n.expr, guards.get(n.symbol)
         safe = safe_point(n.expr) if cond is not None else None
@@ -153,7 +154,7 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
             sub = {a: F.where(cond, a, safe) for a in n.args}
             expr = expr.xreplace(sub)
             parts = tuple((a, p.xreplace(sub)) for a, p in parts)
-        values.append(Assign(n.symbol, expr, sp.sstr(n.source, order="none")))
+        values.append(Assign(n.symbol, expr, sp.sstr(graph.readable(n, small), order="none")))
         used.append(parts)
 
     seeds = {w: XiDot("%s_dot" % _label(w)) for w in wrt}

@@ -124,15 +124,15 @@ def table(expr, wrt, at, exact: bool = True, share: bool = True) -> "Table":
     renv = _run(sw.reverse, dict(env))
     adj = {s: _tidy(sp.sympify(e).xreplace(renv)) for s, e in sw.adjoint.items()}
 
-    rows = []
+    rows, small = [], graph.small_sources()
     for n, parts in zip(graph.nodes, sw.partials):
         own = {n.symbol: n.expr}
         active = [(a, p) for a, p in parts if a in wrt or a in sw.tangent]
         shown = []
         for a, p in (active or parts):
             in_xi = p.xreplace(own)
-            shown.append((a, in_xi, graph.substituted(in_xi), p.xreplace(env)))
-        rows.append(Row(n.name, rule_for(n.expr).name, n.expr, n.source, tuple(shown), env[n.symbol],
+            shown.append((a, in_xi, graph.substituted(in_xi, small), p.xreplace(env)))
+        rows.append(Row(n.name, rule_for(n.expr).name, n.expr, graph.readable(n, small), tuple(shown), env[n.symbol],
                         tuple(t[n.symbol] for t in tangents), adj.get(n.symbol, sp.S.Zero)))
     gradient = {w.name: adj.get(w, sp.S.Zero) for w in wrt}
     for r in rows:

@@ -268,10 +268,8 @@ def test_other_input_errors():
         f(1.0, x=1.0, w=2.0)
 
 
-# ---- known bugs in modules this file does not own -----------------------------------------
+# ---- regressions: bugs found in the core and fixed
 
-@pytest.mark.xfail(strict=True, reason="rules.py 'powvar': when the base and the exponent are the same "
-                   "argument (w**w, x**x) the partial keeps only out*log(base) and drops exp*out/base")
 def test_power_with_the_same_variable_in_base_and_exponent():
     f = sg.compile(w ** w, wrt=[w])
     assert math.isclose(f.grad(w=1.4)["w"], 1.4 ** 1.4 * (math.log(1.4) + 1), rel_tol=1e-12)
