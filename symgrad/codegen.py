@@ -108,8 +108,18 @@ class _Names(dict):
         return name
 
 
+def _rhs(printer, a) -> str:
+    """An accumulation prints as ``previous + term`` (or ``- term``): one array operation per term."""
+    if not a.acc:
+        return printer.doprint(a.expr)
+    prev, term = a.acc
+    if term.could_extract_minus_sign():
+        return "%s - %s" % (printer.doprint(prev), printer.parenthesize(-term, 50))
+    return "%s + %s" % (printer.doprint(prev), printer.parenthesize(term, 40))
+
+
 def _lines(printer, program):
-    return ["    %s = %s  # %s" % (printer._print(a.target), printer.doprint(a.expr), a.note) for a in program]
+    return ["    %s = %s  # %s" % (printer._print(a.target), _rhs(printer, a), a.note) for a in program]
 
 
 def _needed(values, program, results) -> list:
@@ -153,7 +163,8 @@ def generate(sw: Sweeps, args) -> Module:
     # A partial that repeats a value the forward pass computed reads it instead (tan' = 1 + tan**2
     # comes from sympy.diff as tan(ξ1)**2 + 1; ξ2 is tan(ξ1)): forward and reverse share it.
     reuse = {a.expr: a.target for a in sw.values}
-    reverse = [Assign(a.target, a.expr.xreplace(reuse), a.note) for a in sw.reverse]
+    reverse = [Assign(a.target, a.expr.xreplace(reuse), a.note, tuple(p.xreplace(reuse) for p in a.acc))
+               for a in sw.reverse]
     adjoints = [sw.adjoint.get(w, sp.S.Zero).xreplace(reuse) for w in sw.wrt]
     grads = ", ".join("_sum_to(%s, %s, np.shape(%s))" % (printer.doprint(g), names[w], out)
                       for g, w in zip(adjoints, sw.wrt))

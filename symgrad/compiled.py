@@ -12,6 +12,7 @@ True
 from __future__ import annotations
 
 import builtins
+import math
 import difflib
 
 import numpy as np
@@ -162,7 +163,8 @@ class CompiledFunction:
                 name, v if len(repr(v)) < 60 else type(v).__name__, type(v).__name__))
         if a.dtype.kind != "f":
             a = a.astype(np.float64)
-        if self.check_finite and not np.isfinite(a).all():
+        # a NaN or inf makes the sum non-finite (one fast pass); only then look element by element
+        if self.check_finite and not math.isfinite(a.sum()) and not np.isfinite(a).all():
             raise InputError("value of %r contains nan or inf; symgrad needs finite inputs" % name)
         return a if a.ndim else a[()]
 

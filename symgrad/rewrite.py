@@ -168,6 +168,34 @@ def _expm1(e):
     return None
 
 
+def _softplus_term(t):
+    """(c, u) for a term c·softplus(u) with c free of softplus, else None."""
+    factors = sp.Mul.make_args(t)
+    sps = [f for f in factors if isinstance(f, F.softplus)]
+    if len(sps) != 1:
+        return None
+    rest = sp.Mul(*[f for f in factors if f is not sps[0]])
+    return (rest, sps[0].args[0]) if not rest.has(F.softplus) else None
+
+
+def _bce_logits(e):
+    # c·softplus(-u) + (1 - c)·softplus(u) = softplus(u) - c·u: the binary cross-entropy with
+    # logits, whose derivative σ(u) - c needs one exponential instead of two.
+    if not e.is_Add:
+        return None
+    terms = list(e.args)
+    parts = [_softplus_term(t) for t in terms]
+    for i, pi in enumerate(parts):
+        for j, pj in enumerate(parts):
+            if i == j or pi is None or pj is None:
+                continue
+            (ci, ui), (cj, uj) = pi, pj
+            if ui == -uj and sp.expand(ci + cj) == 1:
+                rest = [t for k, t in enumerate(terms) if k not in (i, j)]
+                return sp.Add(F.softplus(uj), -ci * uj, *rest)
+    return None
+
+
 PATTERNS: tuple = (
     Pattern("sigmoid", _sigmoid, "1/(1 + exp(u)) → sigmoid(-u): no overflow of exp, no 0·inf in its derivative"),
     Pattern("one-minus-sigmoid", _one_minus_sigmoid, "1 - sigmoid(u) → sigmoid(-u): no cancellation for large u"),
@@ -177,6 +205,8 @@ PATTERNS: tuple = (
     Pattern("logsumexp", _log_of(_logsumexp), "log of a sum of exponentials → max-shifted logsumexp"),
     Pattern("log1p", _log_of(_log1p), "log(1 + x) → log1p(x): accurate for small x"),
     Pattern("expm1", _expm1, "exp(x) - 1 → expm1(x): accurate for small x"),
+    Pattern("bce-logits", _bce_logits,
+            "c·softplus(-u) + (1 - c)·softplus(u) → softplus(u) - c·u: cross-entropy with logits, d = σ(u) - c"),
 )
 
 _MAX_STEPS = 8  # patterns applied in turn at one node; each strictly simplifies, this is a safety net

@@ -52,6 +52,7 @@ class Assign:
     target: sp.Symbol
     expr: sp.Expr
     note: str = ""
+    acc: tuple = ()  # an accumulation ``target = previous + term``: (previous, term), kept for printing
 
     def __str__(self) -> str:
         return "%s = %s" % (sp.sstr(self.target), sp.sstr(self.expr))
@@ -188,7 +189,7 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
             target = XiBar("%s_bar" % _label(a))
             note = "∂%s/∂%s" % (n.name, _label(a))
             if a in adjoint:
-                reverse.append(Assign(target, adjoint[a] + contrib, note))
+                reverse.append(Assign(target, adjoint[a] + contrib, note, (adjoint[a], contrib)))
                 adjoint[a] = target
             elif contrib.is_Atom:
                 adjoint[a] = contrib

@@ -105,7 +105,7 @@ def test_logistic_loss_batch_with_both_labels():
 
 def test_report_is_kept_on_the_compiled_function():
     f = sg.compile(LOSS_LITERAL, wrt=[w], args=[x, y])
-    assert [r.rule for r in f.rewrites] == ["sigmoid", "log-sigmoid", "one-minus-sigmoid", "log-sigmoid"]
+    assert [r.rule for r in f.rewrites] == ["sigmoid", "log-sigmoid", "one-minus-sigmoid", "log-sigmoid", "bce-logits"]
     assert "softplus" in f.source and "np.exp(-w*x)" not in f.source
     off = sg.compile(LOSS_LITERAL, wrt=[w], args=[x, y], rewrite=False)
     assert off.rewrites == () and "softplus" not in off.source
@@ -167,3 +167,16 @@ def test_rewritten_values_match_literal_and_sympy_diff(expr):
     for wv in (-1.3, 0.4, 2.0):
         np.testing.assert_allclose(on(x=X, y=Y, w=wv), off(x=X, y=Y, w=wv), rtol=1e-12, atol=1e-13)
         sg.check_grads(expr, wrt=[w], at={x: X, y: Y, w: wv}, fn=on)
+
+
+def test_bce_logits_fuses_the_two_softplus_terms():
+    f = sg.compile(LOSS_LITERAL, wrt=[w], args=[x, y])
+    fused = [r for r in f.rewrites if r.rule == "bce-logits"]
+    assert len(fused) == 1 and fused[0].after == sg.softplus(w * x) - w * x * y
+    assert f.sources["grad"].count("np.exp(") == 1  # σ(wx) once, not once per softplus
+    X = np.array([800.0, -800.0, 0.3, -2.0])
+    Y = np.array([0.0, 1.0, 1.0, 0.0])
+    s = 1 / (1 + np.exp(-0.5 * X))
+    value, grads = f.value_and_grad(x=X, y=Y, w=0.5)
+    assert grads["w"] == pytest.approx(np.sum((s - Y) * X), rel=1e-13)  # the hand formula Σ(σ(wx) - y)·x
+    assert value == pytest.approx(400 + 400 + np.log1p(np.exp(-0.15)) + np.log1p(np.exp(-1.0)), rel=1e-13)
