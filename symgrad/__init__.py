@@ -10,7 +10,9 @@ SymPy expression -> ξ graph -> forward/reverse programs -> NumPy code and deriv
 """
 
 from .errors import InputError, ParseError, SymgradError, UnsupportedError
-from .functions import leaky_relu, relu, sigmoid, softplus
+from .functions import expm1, leaky_relu, log1p, logsumexp, relu, sigmoid, softplus
+from .rewrite import stabilize
+from .rules import kink
 from .graph import Graph, Node, decompose
 from .compiled import CompiledFunction, compile
 from .tables import Table, table
@@ -22,7 +24,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SymgradError", "InputError", "ParseError", "UnsupportedError",
-    "sigmoid", "relu", "leaky_relu", "softplus",
+    "sigmoid", "relu", "leaky_relu", "softplus", "log1p", "expm1", "logsumexp",
+    "stabilize", "kink",
     "Graph", "Node", "decompose",
     "CompiledFunction", "compile",
     "Table", "table", "GradientMismatch", "check_grads",

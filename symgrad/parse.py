@@ -34,6 +34,7 @@ import unicodedata
 import sympy as sp
 
 from .errors import InputError, ParseError
+from . import functions as F
 from .functions import ACTIVATIONS
 
 MAX_LENGTH = 50_000
@@ -63,7 +64,8 @@ FUNCTIONS = {name: (f, 1, 1) for name, f in _UNARY.items()}
 FUNCTIONS.update({"log": (sp.log, 1, 2), "atan2": (sp.atan2, 2, 2),
                   "Heaviside": (sp.Heaviside, 1, 2),
                   "Max": (sp.Max, 1, None), "max": (sp.Max, 1, None),
-                  "Min": (sp.Min, 1, None), "min": (sp.Min, 1, None)})
+                  "Min": (sp.Min, 1, None), "min": (sp.Min, 1, None),
+                  "log1p": (F.log1p, 1, 1), "expm1": (F.expm1, 1, 1), "logsumexp": (F.logsumexp, 1, None)})
 FUNCTIONS.update({name: (cls, int(min(cls.nargs)), int(max(cls.nargs)))
                   for name, cls in ACTIVATIONS.items()})
 # Boolean combinators, allowed only inside Piecewise conditions.

@@ -169,6 +169,8 @@ RULES: tuple = (
     Rule("abs", lambda e: isinstance(e, sp.Abs), _abs, "absolute value; d = sign(a), kink at 0"),
     Rule("max", lambda e: isinstance(e, (sp.Max, sp.Min)), _max_min,
          "maximum / minimum; d = 1 for the extreme argument, kink convention at ties", uses_defs=True),
+    Rule("step", lambda e: isinstance(e, (sp.Heaviside, sp.sign, sp.floor, sp.ceiling)),
+         lambda e, a, out: sp.S.Zero, "piecewise-constant step; d = 0, also at the jump (the kink convention)"),
     Rule("piecewise", lambda e: isinstance(e, sp.Piecewise), description="branches; d flows into the taken branch"),
     Rule("function", lambda e: isinstance(e, Application), description="function; d from its fdiff"),
 )

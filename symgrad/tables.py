@@ -25,7 +25,7 @@ from .compiled import _check_wrt, as_symbols
 from .errors import InputError
 from .graph import decompose
 from .printing import latex, text
-from .rules import rule_for
+from .rules import kink_note, rule_for
 from .sweeps import sweeps
 
 __all__ = ["Row", "Table", "table"]
@@ -141,8 +141,9 @@ def table(expr, wrt, at, exact: bool = True, share: bool = True) -> "Table":
                 raise InputError("%s is %s at this point (node %s = %s); choose a point inside the expression's "
                                  "domain" % (text(v), "infinite or undefined", r.name, text(r.substituted)))
             _num(v)
+    notes = tuple((n.name, kink_note(n.expr)) for n in graph.nodes if kink_note(n.expr))
     return Table(tuple(rows), tuple(w.name for w in wrt), {s.name: v for s, v in _point(graph, at, exact).items()},
-                 env[graph.output], gradient, graph.nodes[-1].name, sp.sstr(graph.expr))
+                 env[graph.output], gradient, graph.nodes[-1].name, sp.sstr(graph.expr), notes)
 
 
 def _num(v) -> float:
@@ -173,6 +174,7 @@ class Table:
     gradient: dict
     output: str
     expression: str
+    notes: tuple = ()  # (node name, which kink convention its derivative follows)
 
     def _header(self):
         return ["ξ", "definition", "local partial", "value", "partial value"] + \
@@ -194,7 +196,8 @@ class Table:
 
     def _footer(self, value):
         grads = "; ".join("dL/d%s = %s" % (w, value(g)) for w, g in self.gradient.items())
-        return "L = %s = %s; %s" % (self.output, value(self.value), grads)
+        lines = ["L = %s = %s; %s" % (self.output, value(self.value), grads)]
+        return "\n".join(lines + ["%s: %s" % note for note in self.notes])
 
     def __str__(self) -> str:
         rows = [self._header()] + self._cells(text, _cell)
@@ -263,7 +266,7 @@ class Table:
                 "value": _num(self.value), "exact_value": text(self.value),
                 "gradient": {w: _num(g) for w, g in self.gradient.items()},
                 "exact_gradient": {w: text(g) for w, g in self.gradient.items()},
-                "nodes": nodes}
+                "nodes": nodes, "notes": {name: note for name, note in self.notes}}
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON with top-level ``value``, ``gradient`` and ``nodes`` (name, expr, value, tangent, adjoint)."""

@@ -135,9 +135,6 @@ OUTSIDE_DOMAIN = {
 }
 
 
-@pytest.mark.xfail(reason="core bugs reported to the lead (Python-float division raises "
-                   "ZeroDivisionError; complex/zoo table cells fail float conversion); remove "
-                   "this marker once they are fixed")
 @pytest.mark.parametrize("argv", OUTSIDE_DOMAIN.values(), ids=OUTSIDE_DOMAIN.keys())
 def test_points_outside_the_domain_are_not_internal_errors(capsys, argv):
     code, _, err = run(capsys, *argv)

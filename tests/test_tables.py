@@ -94,3 +94,12 @@ def test_wrt_not_in_expression():
 def test_values_by_name_and_extra_values_are_accepted():
     tt = sg.table(LOGISTIC, wrt=w, at={"x": 3, "y": 1, "w": 3, "unused": 7})
     assert sp.simplify(tt.value - sp.log(1 + sp.exp(-9))) == 0
+
+
+def test_kink_convention_is_shown_for_kinked_nodes():
+    t = sg.table(sg.relu(w * x) + sp.exp(w), wrt=w, at={x: 0, w: 0})
+    relu_row = next(r for r in t.rows if r.op == "function")
+    assert [n for n, _ in t.notes] == [relu_row.name]
+    assert "relu'(0) = 0" in str(t).splitlines()[-1]
+    assert t.gradient["w"] == 1  # relu'(0)·x = 0, plus exp(0)
+    assert relu_row.name in json.loads(t.to_json())["notes"]
