@@ -119,7 +119,20 @@ def _rhs(printer, a) -> str:
 
 
 def _lines(printer, program):
-    return ["    %s = %s  # %s" % (printer._print(a.target), _rhs(printer, a), a.note) for a in program]
+    out, i = [], 0
+    while i < len(program):
+        a = program[i]
+        b = program[i + 1] if i + 1 < len(program) else None
+        if b is not None and b.acc and b.target == a.target and b.acc[0] == a.target:
+            # t = A followed by t = t ± B is one line, t = A ± B: NumPy then updates A's fresh
+            # temporary in place instead of allocating another array
+            merged = Assign(a.target, a.expr + b.acc[1], "%s, %s" % (a.note, b.note), (a.expr, b.acc[1]))
+            out.append("    %s = %s  # %s" % (printer._print(a.target), _rhs(printer, merged), merged.note))
+            i += 2
+            continue
+        out.append("    %s = %s  # %s" % (printer._print(a.target), _rhs(printer, a), a.note))
+        i += 1
+    return out
 
 
 def _needed(values, program, results) -> list:

@@ -189,9 +189,18 @@ class CompiledFunction:
         Runs the gradient-only program: values only the output needs are not computed."""
         if "grad" not in self.functions:
             return self.value_and_grad(*args, **values)[1]
-        bound = self._bind(args, values)
+        # Inputs are checked for NaN/inf only when the gradient comes out non-finite: one check of
+        # a parameter-sized result instead of a pass over every input array on each call.
+        check, self.check_finite = self.check_finite, False
+        try:
+            bound = self._bind(args, values)
+        finally:
+            self.check_finite = check
         with np.errstate(all="ignore"):
             grads = self.functions["grad"](*bound)
+        if check and not all(math.isfinite(float(np.sum(g))) for g in grads):
+            for name, v in zip(self.names, bound):
+                self._convert(name, v)  # raises InputError naming a non-finite input, if there is one
         if self.reduce == "mean":
             n = int(np.prod(np.broadcast_shapes(*(np.shape(v) for v, p in zip(bound, self.params)
                                                   if p in self._leaves))))

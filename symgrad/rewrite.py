@@ -192,7 +192,8 @@ def _bce_logits(e):
             (ci, ui), (cj, uj) = pi, pj
             if ui == -uj and sp.expand(ci + cj) == 1:
                 rest = [t for k, t in enumerate(terms) if k not in (i, j)]
-                return sp.Add(F.softplus(uj), -ci * uj, *rest)
+                # c·u stays a product over u itself, so u is one node shared with softplus(u)
+                return sp.Add(F.softplus(uj), -sp.Mul(ci, uj, evaluate=False), *rest)
     return None
 
 
