@@ -228,7 +228,10 @@ class MatrixCompiledFunction(CompiledFunction):
                             for i, p in enumerate(self.params) if isinstance(p, sp.MatrixSymbol)]
 
     def _bind(self, args, values):
-        bound = super()._bind(args, values)
+        if not args and len(values) == len(self.names) and all(n in values for n in self.names):
+            bound = [self._convert(n, values[n]) for n in self.names]  # the common call: all by name
+        else:
+            bound = super()._bind(args, values)
         sizes = {}
         for i, expected in self._shape_plan:  # the fast check; check_shapes explains a mismatch
             shape = getattr(bound[i], "shape", ())
@@ -247,8 +250,18 @@ class MatrixCompiledFunction(CompiledFunction):
         return np.asarray(a, dtype=float) if np.ndim(a) == 0 and isinstance(a, float) else a
 
     def value_and_grad(self, /, *args, **values):
+        # NaN/inf inputs are looked for only when the loss comes out non-finite (it would be):
+        # one scalar check per call instead of a pass over every input array.
+        check, self.check_finite = self.check_finite, False
+        try:
+            bound = self._bind(args, values)
+        finally:
+            self.check_finite = check
         with np.errstate(all="ignore"):
-            value, grads = self.functions["reverse"](*self._bind(args, values))
+            value, grads = self.functions["reverse"](*bound)
+        if check and not math.isfinite(float(np.sum(value))):
+            for name, v in zip(self.names, bound):
+                self._convert(name, v)  # raises InputError naming the non-finite input, if any
         return _plain(value), {w.name: np.asarray(g) for w, g in zip(self.wrt, grads)}
 
     def grad(self, /, *args, **values) -> dict:
