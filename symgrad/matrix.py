@@ -128,6 +128,21 @@ def _is_lse_rows(e):
     return None
 
 
+def _is_softmax_rows(e):
+    """exp(Z) ∘ ((exp(Z)·1)^∘-1 · 1ᵀ): the row-wise softmax written naively (as symgrad.nn.softmax)."""
+    if len(e.args) != 2:
+        return None
+    for ex, other in (e.args, e.args[::-1]):
+        if not (isinstance(ex, ElementwiseApplyFunction) and ex.function(_D) == sp.exp(_D)):
+            continue
+        if isinstance(other, sp.MatMul) and len(other.args) == 2 and _ones(other.args[1], rows=1):
+            inv = other.args[0]
+            if isinstance(inv, sp.HadamardPower) and inv.exp == -1 and isinstance(inv.base, sp.MatMul) \
+                    and inv.base.args == (ex, sp.OneMatrix(ex.shape[1], 1)):
+                return ex.expr
+    return None
+
+
 class _Counter(dict):
     """Number of Transpose nodes in a matrix subexpression (memoised)."""
 
@@ -186,6 +201,9 @@ def _split_matrix(e, ntrans):
             kids.append(rest)
         return "add", kids, tuple(coeffs)
     if isinstance(e, sp.HadamardProduct):
+        z = _is_softmax_rows(e)
+        if z is not None:
+            return "softmax_rows", [z], None
         return "hadamard", list(e.args), None
     if isinstance(e, sp.HadamardPower):
         if not e.exp.is_number:
@@ -419,6 +437,11 @@ OPS = {
     "logsumexp_rows": dict(value=lambda c: "%s_m + np.log(%s_s)" % (c.o, c.o),
                            vjp=lambda c, i, g: "%s*(%s_e/%s_s)" % (g, c.o, c.o),
                            jvp=lambda c, d: d[0] and "((%s_e/%s_s)*%s).sum(axis=1, keepdims=True)" % (c.o, c.o, d[0])),
+    # max-shifted value; the adjoint is o∘(g − rowsum(g∘o)), the softmax's Jacobian applied once
+    "softmax_rows": dict(value=lambda c: "%s_e/%s_e.sum(axis=1, keepdims=True)" % (c.o, c.o),
+                         vjp=lambda c, i, g: "%s*(%s - (%s*%s).sum(axis=1, keepdims=True))" % (c.o, g, g, c.o),
+                         jvp=lambda c, d: d[0] and "%s*(%s - (%s*%s).sum(axis=1, keepdims=True))" % (
+                             c.o, d[0], d[0], c.o)),
     "scalar": dict(value=lambda c: c.code(c.node.param, {}),
                    vjp=lambda c, i, g: _times(g, "(%s)" % _scalar_partials(c)[i]),
                    jvp=lambda c, d: _sumdots(["(%s)*%s" % (p, t) for p, t in zip(_scalar_partials(c), d) if t])),
@@ -442,11 +465,13 @@ INPLACE_VALUES = {
 
 # Operations whose vector-Jacobian product treats the adjoint elementwise, so a scalar adjoint
 # broadcasts correctly and need not be expanded to the node's shape first.
-ELEMENTWISE_VJP = {"elementwise", "logsumexp_rows", "hadamard", "hpow"}
+ELEMENTWISE_VJP = {"elementwise", "logsumexp_rows", "hadamard", "hpow"}  # softmax_rows needs a full g
 
 
 def _pre(c):
     """Extra forward statements an operation needs before its value."""
+    if c.node.op == "softmax_rows":
+        return ["%s_e = np.exp(%s - %s.max(axis=1, keepdims=True))" % (c.o, c.a[0], c.a[0])]
     if c.node.op == "logsumexp_rows":
         z, o = c.a[0], c.o
         return ["%s_m = %s.max(axis=1, keepdims=True)" % (o, z),

@@ -160,8 +160,9 @@ def softmax(Z):
 
     ``E = exp(Z)`` elementwise; ``E*OneMatrix(C, 1)`` is the column of row sums, raised to
     the power −1 elementwise and broadcast back across the ``C`` columns. This is the naive
-    form (it overflows for large logits when evaluated literally); for training use
-    `softmax_cross_entropy` on the logits instead.
+    form, which would overflow for large logits if evaluated literally; ``symgrad.compile``
+    recognises it as one max-shifted softmax node. For training use `softmax_cross_entropy`
+    on the logits.
 
     >>> import sympy as sp
     >>> S = softmax(sp.MatrixSymbol("Z", 4, 3))

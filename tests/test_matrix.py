@@ -175,3 +175,18 @@ def test_generated_network_code_is_identical_across_hash_seeds():
     outs = {subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONHASHSEED=seed),
                            capture_output=True, text=True, check=True).stdout for seed in ("0", "7")}
     assert len(outs) == 1 and "def value_and_grad" in outs.pop()
+
+
+def test_naive_softmax_is_one_stable_node():
+    Z, Y = sp.MatrixSymbol("Z", B, 3), sp.MatrixSymbol("Y", B, 3)
+    f = sg.compile(sp.Trace(Y.T * nn.softmax(Z)), wrt=[Z], args=[Y])
+    assert "softmax_rows" in str(f.graph)
+    rng = np.random.default_rng(0)
+    Zv, Yv = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    for shift in (0.0, 1000.0):  # logits near 1000: exp would overflow without the shift
+        S = np.exp(Zv) / np.exp(Zv).sum(1, keepdims=True)
+        value, grads = f.value_and_grad(Z=Zv + shift, Y=Yv)
+        assert value == pytest.approx(np.sum(Yv * S), rel=1e-12)
+        np.testing.assert_allclose(grads["Z"], S * (Yv - (S * Yv).sum(1, keepdims=True)), atol=1e-14)
+    d = rng.standard_normal((4, 3))
+    assert f.jvp({"Z": d}, Z=Zv, Y=Yv)[1] == pytest.approx(np.sum(grads["Z"] * d), rel=1e-12)
