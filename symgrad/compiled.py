@@ -208,8 +208,8 @@ class CompiledFunction:
                 grads = [g / n for g in grads]
         return dict(zip((w.name for w in self.wrt), grads))
 
-    def jvp(self, tangents, /, *args, **values):
-        """(value, J·v): directional derivative along ``tangents`` ({wrt name: tangent}), per sample."""
+    def _check_tangents(self, tangents) -> list:
+        """The parameter names, after checking that ``tangents`` maps some of them to values."""
         wrt_names = [w.name for w in self.wrt]
         if not isinstance(tangents, dict):
             raise InputError("tangents must be a dict {parameter name: tangent}, got %s" % type(tangents).__name__)
@@ -217,6 +217,11 @@ class CompiledFunction:
             if k not in wrt_names:
                 raise InputError("tangent given for %r, which is not a parameter; parameters: %s"
                                  % (k, ", ".join(wrt_names)))
+        return wrt_names
+
+    def jvp(self, tangents, /, *args, **values):
+        """(value, J·v): directional derivative along ``tangents`` ({wrt name: tangent}), per sample."""
+        wrt_names = self._check_tangents(tangents)
         dots = [self._convert(k + " tangent", tangents.get(k, 0.0)) for k in wrt_names]
         with np.errstate(all="ignore"):
             value, dot = self.functions["forward"](*self._bind(args, values), *dots)

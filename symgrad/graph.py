@@ -192,7 +192,7 @@ def decompose(expr, share: bool = True) -> Graph:
     """
     try:
         expr = sp.sympify(expr, strict=True)
-    except (sp.SympifyError, TypeError) as exc:
+    except (sp.SympifyError, TypeError):
         raise InputError("expected a SymPy expression, got %r (%s); build it from sympy symbols, "
                          "or parse a string with symgrad.parse_expr" % (expr, type(expr).__name__)) from None
     if not isinstance(expr, sp.Expr) or isinstance(expr, sp.MatrixBase):

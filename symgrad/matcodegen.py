@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import linecache
 import math
-import re
 
 import numpy as np
 import sympy as sp
@@ -269,13 +268,8 @@ class MatrixCompiledFunction(CompiledFunction):
         return self.value_and_grad(*args, **values)[1]
 
     def jvp(self, tangents, /, *args, **values):
-        wrt_names = [w.name for w in self.wrt]
-        if not isinstance(tangents, dict):
-            raise InputError("tangents must be a dict {parameter name: tangent}, got %s" % type(tangents).__name__)
-        for k in tangents:
-            if k not in wrt_names:
-                raise InputError("tangent given for %r, which is not a parameter; parameters: %s"
-                                 % (k, ", ".join(wrt_names)))
+        """(value, J·v): the directional derivative along ``tangents`` ({parameter name: array})."""
+        wrt_names = self._check_tangents(tangents)
         bound = self._bind(args, values)
         dots = [np.asarray(tangents[k], float) if k in tangents else np.zeros(np.shape(bound[self._slot[k]]))
                 for k in wrt_names]
