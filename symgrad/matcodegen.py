@@ -24,7 +24,9 @@ from .codegen import HEADER, Module, identifier_names
 from .compiled import CompiledFunction, _plain
 from .errors import InputError
 from .graph import Xi
-from .matrix import _D, ELEMENTWISE_VJP, INPLACE_PARTIALS, INPLACE_VALUES, OPS, _pre, check_shapes, decompose_matrix, matrix_leaves, source_text
+from .matrix import _D, check_shapes, decompose_matrix, matrix_leaves, source_text
+from .matrules import ELEMENTWISE_VJP, INPLACE_PARTIALS, INPLACE_VALUES, OPS
+from .matrules import pre_statements as _pre
 from .printing import CodePrinter
 from .rules import rule_for
 
