@@ -183,24 +183,31 @@ class CompiledFunction:
             grads = [g / n for g in grads]
         return _plain(total), dict(zip((w.name for w in self.wrt), grads))
 
+    def _bind_unchecked(self, args, values) -> list:
+        """``_bind`` without the NaN/inf scan of every input: callers check the result instead
+        (one look at a parameter-sized result per call) and call ``_explain_nonfinite``."""
+        check, self.check_finite = self.check_finite, False
+        try:
+            return self._bind(args, values)
+        finally:
+            self.check_finite = check
+
+    def _explain_nonfinite(self, bound, results) -> None:
+        """If a result is not finite, raise InputError naming a non-finite input, if there is one."""
+        if self.check_finite and not all(math.isfinite(float(np.sum(r))) for r in results):
+            for name, v in zip(self.names, bound):
+                self._convert(name, v)
+
     def grad(self, /, *args, **values) -> dict:
         """{name: gradient of the (summed or averaged) value}, each shaped like its parameter.
 
         Runs the gradient-only program: values only the output needs are not computed."""
         if "grad" not in self.functions:
             return self.value_and_grad(*args, **values)[1]
-        # Inputs are checked for NaN/inf only when the gradient comes out non-finite: one check of
-        # a parameter-sized result instead of a pass over every input array on each call.
-        check, self.check_finite = self.check_finite, False
-        try:
-            bound = self._bind(args, values)
-        finally:
-            self.check_finite = check
+        bound = self._bind_unchecked(args, values)
         with np.errstate(all="ignore"):
             grads = self.functions["grad"](*bound)
-        if check and not all(math.isfinite(float(np.sum(g))) for g in grads):
-            for name, v in zip(self.names, bound):
-                self._convert(name, v)  # raises InputError naming a non-finite input, if there is one
+        self._explain_nonfinite(bound, grads)
         if self.reduce == "mean":
             n = int(np.prod(np.broadcast_shapes(*(np.shape(v) for v, p in zip(bound, self.params)
                                                   if p in self._leaves))))

@@ -251,18 +251,10 @@ class MatrixCompiledFunction(CompiledFunction):
         return np.asarray(a, dtype=float) if np.ndim(a) == 0 and isinstance(a, float) else a
 
     def value_and_grad(self, /, *args, **values):
-        # NaN/inf inputs are looked for only when the loss comes out non-finite (it would be):
-        # one scalar check per call instead of a pass over every input array.
-        check, self.check_finite = self.check_finite, False
-        try:
-            bound = self._bind(args, values)
-        finally:
-            self.check_finite = check
+        bound = self._bind_unchecked(args, values)  # a NaN/inf input shows in the loss: checked there
         with np.errstate(all="ignore"):
             value, grads = self.functions["reverse"](*bound)
-        if check and not math.isfinite(float(np.sum(value))):
-            for name, v in zip(self.names, bound):
-                self._convert(name, v)  # raises InputError naming the non-finite input, if any
+        self._explain_nonfinite(bound, (value,))
         return _plain(value), {w.name: np.asarray(g) for w, g in zip(self.wrt, grads)}
 
     def grad(self, /, *args, **values) -> dict:
