@@ -194,7 +194,7 @@ class CompiledFunction:
 
     def _explain_nonfinite(self, bound, results) -> None:
         """If a result is not finite, raise InputError naming a non-finite input, if there is one."""
-        if self.check_finite and not all(math.isfinite(float(np.sum(r))) for r in results):
+        if self.check_finite and not all(math.isfinite(r if type(r) is float else float(np.sum(r))) for r in results):
             for name, v in zip(self.names, bound):
                 self._convert(name, v)
 

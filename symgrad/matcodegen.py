@@ -224,6 +224,7 @@ class MatrixCompiledFunction(CompiledFunction):
         self.params = self.args + self.wrt
         self.names = tuple(p.name for p in self.params)
         self._slot = {n: i for i, n in enumerate(self.names)}
+        self._wrt_names = tuple(w.name for w in self.wrt)
         # per matrix argument: its slot and, per axis, a fixed size (int) or a dimension name (str)
         self._shape_plan = [(i, tuple(int(d) if d.is_Integer else str(d) for d in p.shape))
                             for i, p in enumerate(self.params) if isinstance(p, sp.MatrixSymbol)]
@@ -234,10 +235,13 @@ class MatrixCompiledFunction(CompiledFunction):
         else:
             bound = super()._bind(args, values)
         sizes = {}
-        for i, expected in self._shape_plan:  # the fast check; check_shapes explains a mismatch
+        for i, (e0, e1) in self._shape_plan:  # the fast check; check_shapes explains a mismatch
             shape = getattr(bound[i], "shape", ())
-            if len(shape) != 2 or any(sizes.setdefault(e, n) != n if isinstance(e, str) else e != n
-                                      for e, n in zip(expected, shape)):
+            if len(shape) != 2:
+                check_shapes(self.params, dict(zip(self.names, bound)))
+            n0, n1 = shape
+            if (sizes.setdefault(e0, n0) if type(e0) is str else e0) != n0 or \
+                    (sizes.setdefault(e1, n1) if type(e1) is str else e1) != n1:
                 check_shapes(self.params, dict(zip(self.names, bound)))
         return bound
 
@@ -254,8 +258,9 @@ class MatrixCompiledFunction(CompiledFunction):
         bound = self._bind_unchecked(args, values)  # a NaN/inf input shows in the loss: checked there
         with np.errstate(all="ignore"):
             value, grads = self.functions["reverse"](*bound)
+        value = _plain(value)
         self._explain_nonfinite(bound, (value,))
-        return _plain(value), {w.name: np.asarray(g) for w, g in zip(self.wrt, grads)}
+        return value, dict(zip(self._wrt_names, map(np.asarray, grads)))
 
     def grad(self, /, *args, **values) -> dict:
         """{name: gradient}, each shaped like its parameter."""
