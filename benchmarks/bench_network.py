@@ -36,12 +36,36 @@ def bench(batch, dtype, activation, repeats, rng):
     hand = lambda: reference.mlp_value_and_grad(params, X, Y, activation=activation)  # noqa: E731
     (l1, g1), (l2, g2) = ours(), hand()
     assert np.isclose(l1, l2, rtol=1e-4), (l1, l2)
+    peer = torch_peer(params, X, Y, activation)
     inner = max(1, int(20000 // batch))
-    t_ours, t_hand = [], []
-    for _ in range(repeats):  # interleave so machine noise hits both alike
+    t_ours, t_hand, t_peer = [], [], []
+    for _ in range(repeats):  # interleave so machine noise hits all alike
         t_ours.append(median_time(ours, 1, inner))
         t_hand.append(median_time(hand, 1, inner))
-    return float(np.median(t_ours)), float(np.median(t_hand))
+        if peer is not None:
+            t_peer.append(median_time(peer, 1, inner))
+    return float(np.median(t_ours)), float(np.median(t_hand)), float(np.median(t_peer)) if t_peer else None
+
+
+def torch_peer(params, X, Y, activation):
+    """PyTorch autograd on the same network (one thread), or None when torch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    Xt, Yt, act = torch.tensor(X), torch.tensor(Y), getattr(torch, activation)
+
+    def run():
+        for v in tp.values():
+            v.grad = None
+        Z = act(Xt @ tp["W1"] + tp["b1"]) @ tp["W2"] + tp["b2"]
+        loss = (torch.logsumexp(Z, 1).sum() - (Yt * Z).sum()) / X.shape[0]
+        loss.backward()
+        return loss.item(), {k: v.grad for k, v in tp.items()}
+
+    return run
 
 
 def main(argv=None):
@@ -53,12 +77,14 @@ def main(argv=None):
         (32, np.float64, "tanh"), (256, np.float64, "tanh"), (4096, np.float64, "tanh"),
         (256, np.float32, "tanh"), (256, np.float64, "sigmoid")]
     repeats = 3 if a.quick else 15
-    print("%-6s %-8s %-8s %12s %12s %8s" % ("B", "dtype", "act", "symgrad µs", "hand µs", "ratio"))
+    print("%-6s %-8s %-8s %12s %12s %8s %14s" % ("B", "dtype", "act", "symgrad µs", "hand µs", "ratio",
+                                                "torch / hand"))
     rows = []
     for batch, dtype, act in cases:
-        ours, hand = bench(batch, dtype, act, repeats, rng)
+        ours, hand, peer = bench(batch, dtype, act, repeats, rng)
         rows.append((batch, dtype.__name__, act, ours * 1e6, hand * 1e6, ours / hand))
-        print("%-6d %-8s %-8s %12.1f %12.1f %8.2f" % rows[-1])
+        print("%-6d %-8s %-8s %12.1f %12.1f %8.2f" % rows[-1] +
+              ("%15.2f" % (peer / hand) if peer else "  not installed"))
     return rows
 
 
