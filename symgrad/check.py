@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from .compiled import CompiledFunction, as_symbols, compile
+from .compiled import CompiledFunction, as_symbols, compile, free_symbols
 from .errors import InputError, SymgradError
 
 __all__ = ["GradientMismatch", "check_grads", "numeric_values"]
@@ -56,7 +56,7 @@ def check_grads(expr, wrt, at, args=None, rtol=1e-9, atol=1e-12, fd_rtol=1e-5, e
     >>> x = sp.Symbol("x")
     >>> check_grads(sp.tanh(x)**2, wrt=[x], at={x: 0.3})
     """
-    wrt = as_symbols(wrt, "wrt")
+    wrt = as_symbols(wrt, "wrt", free_symbols(sp.sympify(expr)))
     f = fn or compile(expr, wrt=wrt, args=args)
     vals = numeric_values(at)
     missing = [n for n in f.names if n not in vals]

@@ -27,22 +27,38 @@ from .sweeps import sweeps
 __all__ = ["CompiledFunction", "compile", "as_symbols"]
 
 
-def as_symbols(items, what: str) -> list:
-    """Check a list of symbols (a single symbol is accepted too) and return it as a list."""
+def as_symbols(items, what: str, known=()) -> list:
+    """Check a list of symbols (a single symbol or name is accepted too) and return it as a list.
+
+    A name (str) is resolved to the symbol of that name in ``known`` (the expression's symbols),
+    so ``wrt="w"`` works even when the expression's w carries assumptions; a symbol that only
+    shares its name with one of ``known`` raises InputError saying so.
+    """
     if items is None:
         return []
-    if isinstance(items, sp.Basic):
+    if isinstance(items, (sp.Basic, str)):
         items = [items]
+    by_name = {k.name: k for k in known}
     out = []
     for s in items:
         if isinstance(s, str):
-            s = sp.Symbol(s)
+            s = by_name.get(s, sp.Symbol(s))
+        elif isinstance(s, sp.Symbol) and s not in by_name.values() and s.name in by_name:
+            raise InputError("%s %s is not the expression's %s: they differ in their assumptions (%s vs %s), so "
+                             "SymPy treats them as different symbols; pass the expression's symbol or its name "
+                             "as a string" % (what, s.name, s.name, _assumptions(s), _assumptions(by_name[s.name])))
         if not isinstance(s, (sp.Symbol, sp.MatrixSymbol)):
             raise InputError("%s must be SymPy symbols, got %s (%s)" % (what, sp.sstr(s), type(s).__name__))
         if s in out:
             raise InputError("%s lists %s twice" % (what, s))
         out.append(s)
     return out
+
+
+def _assumptions(s) -> str:
+    given = {k: v for k, v in s.assumptions0.items() if k in ("real", "positive", "negative", "integer",
+                                                            "nonnegative", "complex")}
+    return ", ".join("%s=%s" % kv for kv in sorted(given.items())) or "no assumptions"
 
 
 def free_symbols(expr) -> set:
@@ -256,19 +272,22 @@ def compile(expr, wrt, args=None, reduce: str = "sum", check_finite: bool = True
         expr = sp.sympify(expr, strict=True)
     except (sp.SympifyError, TypeError):
         raise InputError("expected a SymPy expression, got %r; parse strings with symgrad.parse_expr" % (expr,)) from None
-    wrt = as_symbols(wrt, "wrt")
+    from .matrix import is_matrix_expr, matrix_leaves  # matrix networks have their own graph and code
+
+    matrix = is_matrix_expr(expr)
+    known = sum(matrix_leaves(expr)[:2], ()) if matrix else tuple(free_symbols(expr))
+    wrt = as_symbols(wrt, "wrt", known)
     if not wrt:
         raise InputError("wrt is empty; name the parameters to differentiate with respect to")
-    from .matrix import is_matrix_expr  # matrix networks have their own graph and code generator
-
-    if is_matrix_expr(expr):
+    if matrix:
         from .matcodegen import compile_matrix
 
-        return compile_matrix(expr, wrt, as_symbols(args, "args") if args is not None else None, check_finite)
-    free = free_symbols(expr)
+        return compile_matrix(expr, wrt, as_symbols(args, "args", known) if args is not None else None,
+                              check_finite)
+    free = set(known)
     if args is None:
         args = sorted((s for s in free if s not in wrt), key=lambda s: s.name)
-    args = as_symbols(args, "args")
+    args = as_symbols(args, "args", known)
     _check_wrt(expr, wrt, args, free)
     missing = sorted((s.name for s in free if s not in wrt and s not in args))
     if missing:

@@ -29,6 +29,7 @@ import sympy as sp
 from .compiled import as_symbols
 from .errors import InputError
 from .matcodegen import MatrixCompiledFunction, compile_matrix, generate_matrix
+from .matrix import matrix_leaves
 
 __all__ = ["MatrixTable", "matrix_table"]
 
@@ -114,7 +115,7 @@ class MatrixTable:
 
 def matrix_table(expr, wrt, at) -> MatrixTable:
     """The matrix-level derivative table of ``expr`` at ``at`` ({symbol or name: array})."""
-    wrt = as_symbols(wrt, "wrt")
+    wrt = as_symbols(wrt, "wrt", sum(matrix_leaves(expr)[:2], ()))
     f: MatrixCompiledFunction = compile_matrix(expr, wrt, None)
     module = generate_matrix(f.graph, f.args, f.wrt, inplace=False)
     if not isinstance(at, dict):

@@ -107,7 +107,7 @@ def table(expr, wrt, at, exact: bool = True, share: bool = True) -> "Table":
 
         return matrix_table(expr, wrt, at)
     graph = decompose(expr, share=share)
-    wrt = as_symbols(wrt, "wrt")
+    wrt = as_symbols(wrt, "wrt", graph.leaves)
     _check_wrt(graph.expr, wrt, [])
     if not graph.nodes:
         raise InputError("%s has no operations to tabulate" % sp.sstr(graph.expr))

@@ -273,3 +273,13 @@ def test_other_input_errors():
 def test_power_with_the_same_variable_in_base_and_exponent():
     f = sg.compile(w ** w, wrt=[w])
     assert math.isclose(f.grad(w=1.4)["w"], 1.4 ** 1.4 * (math.log(1.4) + 1), rel_tol=1e-12)
+
+
+def test_parameters_by_name_match_symbols_with_assumptions():
+    wr, xr = sp.Symbol("w", real=True), sp.Symbol("x", positive=True)
+    e = sp.sin(wr * xr)
+    assert sg.compile(e, wrt=["w"]).grad(x=2.0, w=0.0)["w"] == 2.0
+    assert sg.table(e, wrt="w", at={"x": 2, "w": 0}).gradient["w"] == 2
+    sg.check_grads(e, wrt=["w"], at={"x": 2.0, "w": 0.3})
+    with pytest.raises(sg.InputError, match=r"wrt w is not the expression's w: they differ in their assumptions"):
+        sg.compile(e, wrt=[sp.Symbol("w")])
