@@ -92,6 +92,7 @@ class _Names(dict):
 
     def __init__(self, leaf_names):
         super().__init__(leaf_names)
+        self._leaf_by_name = {k.name: v for k, v in leaf_names.items()}
 
     def __missing__(self, s):
         if isinstance(s, Xi):
@@ -99,8 +100,7 @@ class _Names(dict):
         elif isinstance(s, (XiDot, XiBar)):
             base, suffix = s.name.rsplit("_", 1)
             m = re.fullmatch(r"ξ(\d+)", base)
-            stem = "xi" + m.group(1) if m else next(v for k, v in self.items() if k.is_Symbol and
-                                                    not isinstance(k, (Xi, XiDot, XiBar)) and k.name == base)
+            stem = "xi" + m.group(1) if m else self._leaf_by_name[base]
             name = "%s_%s" % (stem, suffix)
         else:
             raise KeyError(s)

@@ -39,18 +39,19 @@ def as_symbols(items, what: str, known=()) -> list:
     if isinstance(items, (sp.Basic, str)):
         items = [items]
     by_name = {k.name: k for k in known}
-    out = []
+    out, seen = [], set()
     for s in items:
         if isinstance(s, str):
             s = by_name.get(s, sp.Symbol(s))
-        elif isinstance(s, sp.Symbol) and s not in by_name.values() and s.name in by_name:
+        elif isinstance(s, sp.Symbol) and s.name in by_name and by_name[s.name] != s:
             raise InputError("%s %s is not the expression's %s: they differ in their assumptions (%s vs %s), so "
                              "SymPy treats them as different symbols; pass the expression's symbol or its name "
                              "as a string" % (what, s.name, s.name, _assumptions(s), _assumptions(by_name[s.name])))
         if not isinstance(s, (sp.Symbol, sp.MatrixSymbol)):
             raise InputError("%s must be SymPy symbols, got %s (%s)" % (what, sp.sstr(s), type(s).__name__))
-        if s in out:
+        if s in seen:
             raise InputError("%s lists %s twice" % (what, s))
+        seen.add(s)
         out.append(s)
     return out
 
@@ -85,7 +86,8 @@ def _check_wrt(expr, wrt, args, free=None):
             names = ", ".join(sorted(s.name for s in free)) or "none"
             raise InputError("%s is not in the expression %s (its symbols: %s); its derivative would be 0 — "
                              "drop it from wrt or check the spelling" % (w, short_text(decompose(expr)), names))
-    overlap = [a for a in args if a in wrt]
+    wrt_set = set(wrt)
+    overlap = [a for a in args if a in wrt_set]
     if overlap:
         raise InputError("%s is both in args and in wrt; list it once" % overlap[0])
 
@@ -286,10 +288,12 @@ def compile(expr, wrt, args=None, reduce: str = "sum", check_finite: bool = True
                               check_finite)
     free = set(known)
     if args is None:
-        args = sorted((s for s in free if s not in wrt), key=lambda s: s.name)
+        wrt_set = set(wrt)
+        args = sorted((s for s in free if s not in wrt_set), key=lambda s: s.name)
     args = as_symbols(args, "args", known)
     _check_wrt(expr, wrt, args, free)
-    missing = sorted((s.name for s in free if s not in wrt and s not in args))
+    given = set(wrt) | set(args)
+    missing = sorted(s.name for s in free if s not in given)
     if missing:
         raise InputError("the expression uses %s, which is in neither args nor wrt; add it to args"
                          % ", ".join(missing))

@@ -216,10 +216,7 @@ def decompose(expr, share: bool = True) -> Graph:
     def make_node(e, rebuild, atoms):
         sym = Xi.of(len(nodes) + 1)
         local = rebuild(atoms)
-        args = []
-        for a in atoms:
-            if a.is_Symbol and a not in args:
-                args.append(a)
+        args = list(dict.fromkeys(a for a in atoms if a.is_Symbol))
         if isinstance(local, sp.Piecewise):
             for pair in local.args:
                 for s in sorted(pair.cond.free_symbols, key=sp.default_sort_key):

@@ -57,6 +57,13 @@ class CodePrinter(_Base):
             return "1/%s" % self.parenthesize(inv, sp.printing.precedence.PRECEDENCE["Mul"] + 1)
         return super()._print_Pow(expr, rational)
 
+    def _print_Add(self, expr, order=None):
+        # a + b + c + ... nests one level per term in Python's parser, which gives up past a few
+        # thousand; a long sum is written as sum((...)) (a flat tuple) instead
+        if len(expr.args) > 64:
+            return "sum((%s,))" % ", ".join(self._print(a) for a in expr.args)
+        return super()._print_Add(expr, order=order)
+
     def _print_Heaviside(self, expr):
         h0 = expr.args[1] if len(expr.args) > 1 else sp.S.Half
         return "%s(%s, %s)" % (self._module_format("numpy.heaviside"), self._print(expr.args[0]), self._print(h0))

@@ -31,6 +31,7 @@ derivative from the right.
 from __future__ import annotations
 
 from contextlib import contextmanager
+import functools
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Callable
@@ -46,6 +47,31 @@ __all__ = ["Rule", "RULES", "rule_for", "local_partials", "safe_point", "kink_no
 
 def _diff(e, a, out):
     return sp.diff(e, a)
+
+
+@functools.lru_cache(maxsize=16)
+def _linear_coefficients(e) -> dict:
+    """{atom: coefficient} of a sum of numeric multiples of atoms, in one pass (None otherwise)."""
+    coeffs: dict = {}
+    for t in e.args:
+        c, rest = t.as_coeff_Mul() if t.is_Mul else (sp.S.One, t)
+        if not (rest.is_Atom and c.is_Number):
+            return None
+        coeffs[rest] = coeffs.get(rest, 0) + c
+    return coeffs
+
+
+def _mul_partial(e, a, out):
+    # c·a·b·… differentiated by a factor that appears once is the product of the others;
+    # e/a cancels symbolically (no division is left), and avoids sympy.diff's overhead per node
+    return e / a if e.args.count(a) == 1 else sp.diff(e, a)
+
+
+def _add_partial(e, a, out):
+    # sympy.diff of a sum walks every term: for an n-term node, n partials would cost n² steps
+    coeffs = _linear_coefficients(e)
+    return coeffs.get(a, sp.S.Zero) if coeffs is not None else sp.diff(e, a)
+
 
 
 def _is_pow(exponent):
@@ -145,8 +171,8 @@ class Rule:
 
 
 RULES: tuple = (
-    Rule("add", lambda e: e.is_Add, description="linear combination"),
-    Rule("mul", lambda e: e.is_Mul, description="product"),
+    Rule("add", lambda e: e.is_Add, _add_partial, "linear combination; d = the coefficient"),
+    Rule("mul", lambda e: e.is_Mul, _mul_partial, "product; d = the other factors"),
     Rule("reciprocal", _is_pow(-1), lambda e, a, out: -out**2, "1/a; d = -out**2", safe=1),
     Rule("sqrt", _is_pow(sp.S.Half), lambda e, a, out: 1 / (2 * out), "square root; d = 1/(2 out)", safe=1),
     Rule("square", _is_pow(2), description="a**2"),

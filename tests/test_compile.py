@@ -283,3 +283,16 @@ def test_parameters_by_name_match_symbols_with_assumptions():
     sg.check_grads(e, wrt=["w"], at={"x": 2.0, "w": 0.3})
     with pytest.raises(sg.InputError, match=r"wrt w is not the expression's w: they differ in their assumptions"):
         sg.compile(e, wrt=[sp.Symbol("w")])
+
+
+def test_a_5000_term_sum_compiles_and_is_right():
+    # local partials of sums and products are read off, not sympy.diff'ed (n terms would cost n²),
+    # and a long sum prints as sum((...)) so Python's parser does not hit its nesting limit
+    n = 5000
+    ws, xs = sp.symbols("w0:%d" % n), sp.symbols("x0:%d" % n)
+    f = sg.compile(sp.tanh(sp.Add(*[a * b for a, b in zip(ws, xs)])), wrt=list(ws), args=list(xs))
+    rng = np.random.default_rng(0)
+    v = {s.name: float(rng.standard_normal()) * 0.02 for s in ws + xs}
+    z = sum(v["w%d" % i] * v["x%d" % i] for i in range(n))
+    g = f.grad(**v)
+    assert g["w7"] == pytest.approx((1 - np.tanh(z) ** 2) * v["x7"], rel=1e-12)
