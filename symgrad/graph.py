@@ -23,7 +23,7 @@ from .errors import InputError, UnsupportedError
 
 _RESERVED = re.compile(r"ξ\d+")
 
-__all__ = ["Xi", "Node", "Graph", "decompose", "is_leaf"]
+__all__ = ["Xi", "Node", "Graph", "decompose", "is_leaf", "build_postorder"]
 
 
 class Xi(sp.Symbol):
@@ -172,6 +172,32 @@ def _check_leaf(e):
         raise InputError("the expression contains the imaginary unit; symgrad differentiates real functions only")
 
 
+def build_postorder(expr, split, atom_of, make):
+    """Build the nodes of ``expr`` bottom-up without recursion; return the root's symbol.
+
+    ``split(e)`` gives ``(kids, info)``; ``atom_of(k)`` gives a kid's existing symbol (a leaf or
+    an already built, shared node) or None; ``make(e, info, atoms)`` builds the node of ``e``
+    from its kids' atoms. Deep expressions never meet Python's recursion limit.
+    """
+    kids, info = split(expr)
+    frames = [(expr, kids, info, [])]
+    while True:
+        e, kids, info, done = frames[-1]
+        if len(done) < len(kids):
+            k = kids[len(done)]
+            a = atom_of(k)
+            if a is not None:
+                done.append(a)
+            else:
+                frames.append((k, *split(k), []))
+            continue
+        frames.pop()
+        sym = make(e, info, done)
+        if not frames:
+            return sym
+        frames[-1][3].append(sym)
+
+
 def decompose(expr, share: bool = True) -> Graph:
     """Break a SymPy expression into ξ nodes in topological (evaluation) order.
 
@@ -228,27 +254,7 @@ def decompose(expr, share: bool = True) -> Graph:
 
     root = atom_of(expr)
     if root is None:
-        # Iterative post-order walk: deep expressions must not hit Python's recursion limit.
-        kids, rebuild = _split(expr)
-        frames = [[expr, kids, rebuild, []]]
-        while frames:
-            frame = frames[-1]
-            e, kids, rebuild, done = frame
-            if len(done) < len(kids):
-                k = kids[len(done)]
-                a = atom_of(k)
-                if a is not None:
-                    done.append(a)
-                else:
-                    kk, rb = _split(k)
-                    frames.append([k, kk, rb, []])
-                continue
-            frames.pop()
-            sym = make_node(e, rebuild, done)
-            if frames:
-                frames[-1][3].append(sym)
-            else:
-                root = sym
+        root = build_postorder(expr, _split, atom_of, make_node)
 
     names: dict = {}
     for s in leaves:

@@ -33,7 +33,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from .errors import InputError, UnsupportedError
-from .graph import Xi, _split
+from .graph import Xi, _split, build_postorder
 
 __all__ = ["MNode", "MGraph", "decompose_matrix", "is_matrix_expr", "matrix_leaves", "check_shapes"]
 
@@ -324,26 +324,13 @@ def decompose_matrix(expr) -> MGraph:
         memo[e] = sym
         return sym
 
+    def split(e):
+        op, kids, param = _split_matrix(e, ntrans)
+        return kids, (op, param)
+
     root = atom(expr)
     if root is None:
-        op, kids, param = _split_matrix(expr, ntrans)
-        frames = [[expr, op, kids, param, []]]
-        while frames:
-            e, op, kids, param, done = frames[-1]
-            if len(done) < len(kids):
-                k = kids[len(done)]
-                a = atom(k)
-                if a is not None:
-                    done.append(a)
-                else:
-                    frames.append([k, *_split_matrix(k, ntrans), []])
-                continue
-            frames.pop()
-            sym = make(e, op, param, done)
-            if frames:
-                frames[-1][4].append(sym)
-            else:
-                root = sym
+        root = build_postorder(expr, split, atom, lambda e, info, atoms: make(e, info[0], info[1], atoms))
     return MGraph(tuple(nodes), root, tuple(leaves), expr)
 
 
