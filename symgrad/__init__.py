@@ -13,7 +13,8 @@ from .errors import InputError, ParseError, SymgradError, UnsupportedError
 from .functions import expm1, leaky_relu, log1p, logsumexp, relu, sigmoid, softplus
 from .rewrite import stabilize
 from .rules import kink
-from .graph import Graph, Node, decompose
+from .ir import Graph, Node
+from .frontend import decompose
 from .compiled import CompiledFunction, compile
 from .tables import Table, table
 from .check import GradientMismatch, check_grads

@@ -158,7 +158,7 @@ def run_table(args):
     at = _point(expr, args.at)
     if args.float:  # evaluated here so that pi/4 or exp(1) become floats like 0.25 does
         at = {s: v.evalf(17) for s, v in at.items()}
-    t = make_table(expr, wrt=wrt, at=at, exact=not args.float)
+    t = make_table(expr, wrt=[w.name for w in wrt], at=at, exact=not args.float)
     render = {"text": str, "markdown": type(t).to_markdown, "latex": type(t).to_latex,
               "json": type(t).to_json, "html": type(t).to_html}
     return render[args.format](t)
@@ -168,7 +168,7 @@ def run_grad(args):
     expr = parse_expr(args.expr)
     wrt = parse_symbols(args.wrt)
     values = {s.name: _float(s.name, v) for s, v in _point(expr, args.at).items()}
-    fn = compile_expr(expr, wrt=wrt)
+    fn = compile_expr(expr, wrt=[w.name for w in wrt])  # names: a typo gets a suggestion
     if args.mode == "reverse":
         value, gradient = fn.value_and_grad(**values)
     else:
@@ -190,7 +190,7 @@ def run_code(args):
         others = sorted((s for s in expr.free_symbols if s not in wrt), key=lambda s: s.name)
     else:
         others = parse_symbols(args.args)
-    fn = compile_expr(expr, wrt=wrt, args=others)
+    fn = compile_expr(expr, wrt=[w.name for w in wrt], args=[s.name for s in others])
     return fn.sources[args.mode].rstrip("\n")
 
 

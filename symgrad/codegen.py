@@ -20,7 +20,6 @@ def value_and_grad(x, w):
 from __future__ import annotations
 
 import hashlib
-import keyword
 import linecache
 import re
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .graph import Xi
+from .naming import comment, docstring, identifier_names
 from .printing import CodePrinter
 from .sweeps import Assign, XiBar, Sweeps, XiDot
 
@@ -48,33 +48,6 @@ def _sum_to(g, like, batch):
     g = g.sum(axis=axes) if axes else g
     return float(g) if not shape else np.reshape(g, shape)
 '''
-
-_RESERVED = {"np", "scipy", "_sum_to", "_batch", "value", "value_and_grad", "grad", "jvp"}
-_XI_NAME = re.compile(r"xi\d+(_dot|_bar)?")
-
-
-def identifier_names(leaves) -> dict:
-    """A valid, unique Python identifier for each leaf symbol, as close to its name as possible.
-
-    >>> import sympy as sp
-    >>> identifier_names(sp.symbols("x lambda np x_1'"))
-    {x: 'x', lambda: 'lambda_', np: 'np_', x_1': 'x_1_'}
-    """
-    used = set(_RESERVED)
-    out = {}
-    for s in leaves:
-        base = re.sub(r"\W", "_", s.name, flags=re.ASCII) or "s"
-        if base[0].isdigit():
-            base = "s_" + base
-        if keyword.iskeyword(base) or base in _RESERVED or _XI_NAME.fullmatch(base):
-            base += "_"
-        name, k = base, 1
-        while name in used or name + "_dot" in used or name + "_bar" in used:
-            name, k = "%s_%d" % (base, k), k + 1
-        used.update((name, name + "_dot", name + "_bar"))
-        out[s] = name
-    return out
-
 
 @dataclass(frozen=True)
 class Module:
@@ -127,10 +100,10 @@ def _lines(printer, program):
             # t = A followed by t = t ± B is one line, t = A ± B: NumPy then updates A's fresh
             # temporary in place instead of allocating another array
             merged = Assign(a.target, a.expr + b.acc[1], "%s, %s" % (a.note, b.note), (a.expr, b.acc[1]))
-            out.append("    %s = %s  # %s" % (printer._print(a.target), _rhs(printer, merged), merged.note))
+            out.append("    %s = %s  # %s" % (printer._print(a.target), _rhs(printer, merged), comment(merged.note)))
             i += 2
             continue
-        out.append("    %s = %s  # %s" % (printer._print(a.target), _rhs(printer, a), a.note))
+        out.append("    %s = %s  # %s" % (printer._print(a.target), _rhs(printer, a), comment(a.note)))
         i += 1
     return out
 
@@ -209,7 +182,7 @@ def generate(sw: Sweeps, args) -> Module:
     forward_src = "def jvp(%s, %s):\n%s\n    return %s, %s\n" % (sig, dots, "\n".join(fwd), out, tangent_out)
 
     extra = "import scipy.special\n" if any(m.startswith("scipy") for m in printer.module_imports) else ""
-    source = HEADER.format(expr=short_text(graph).replace('"""', "'''").replace("\\", "\\\\"), extra=extra)
+    source = HEADER.format(expr=docstring(short_text(graph)), extra=extra)
     source += "\n\n" + "\n\n".join((value_src, reverse_src, grad_src, forward_src))
     filename = "<symgrad-%s>" % hashlib.sha1(source.encode()).hexdigest()[:12]
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)

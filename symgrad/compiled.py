@@ -18,16 +18,18 @@ import difflib
 import numpy as np
 import sympy as sp
 
-from .codegen import generate, short_text
+from .emit import generate, short_text
 from .errors import InputError
 from .graph import decompose
+from .ir import MatLeaf
+from .matrix import check_shapes, decompose_matrix, is_matrix_expr, matrix_leaves
 from .rewrite import stabilize
 from .sweeps import sweeps
 
 __all__ = ["CompiledFunction", "compile", "as_symbols"]
 
 
-def as_symbols(items, what: str, known=()) -> list:
+def as_symbols(items, what: str, known=(), strict: bool = True) -> list:
     """Check a list of symbols (a single symbol or name is accepted too) and return it as a list.
 
     A name (str) is resolved to the symbol of that name in ``known`` (the expression's symbols),
@@ -42,6 +44,11 @@ def as_symbols(items, what: str, known=()) -> list:
     out, seen = [], set()
     for s in items:
         if isinstance(s, str):
+            if s not in by_name and known and strict:
+                close = difflib.get_close_matches(s, list(by_name), 1)
+                raise InputError("%s names %r, which is not in the expression%s; its symbols: %s"
+                                 % (what, s, " (did you mean %r?)" % close[0] if close else "",
+                                    ", ".join(sorted(by_name))))
             s = by_name.get(s, sp.Symbol(s))
         elif isinstance(s, sp.Symbol) and s.name in by_name and by_name[s.name] != s:
             raise InputError("%s %s is not the expression's %s: they differ in their assumptions (%s vs %s), so "
@@ -80,12 +87,8 @@ def free_symbols(expr) -> set:
 
 
 def _check_wrt(expr, wrt, args, free=None):
-    free = free_symbols(expr) if free is None else free
-    for w in wrt:
-        if w not in free:
-            names = ", ".join(sorted(s.name for s in free)) or "none"
-            raise InputError("%s is not in the expression %s (its symbols: %s); its derivative would be 0 — "
-                             "drop it from wrt or check the spelling" % (w, short_text(decompose(expr)), names))
+    """A parameter may be absent from the expression (its derivative is 0, as sympy.diff and JAX
+    say); it must not also be an argument."""
     wrt_set = set(wrt)
     overlap = [a for a in args if a in wrt_set]
     if overlap:
@@ -117,15 +120,35 @@ class CompiledFunction:
         self.args = tuple(args)
         self.reduce = reduce
         self.check_finite = check_finite
+        self.matrix = is_matrix_expr(expr)
         # Stability rewrites (symgrad.rewrite); f.rewrites lists what fired.
-        stable, self.rewrites = stabilize(expr) if rewrite else (expr, ())
-        self.graph = decompose(stable)
-        self.sweeps = sweeps(self.graph, self.wrt)
-        self.module = generate(self.sweeps, self.args)
+        if self.matrix:
+            self.graph, self.rewrites = decompose_matrix(expr, rewrite=rewrite)
+            out_shape = self.graph.shape(self.graph.output)
+            if reduce == "mean" and not out_shape:
+                raise InputError("reduce='mean' averages the entries of a matrix-valued output, but this loss is "
+                                 "one number already; write the average into the loss (divide by the batch size, "
+                                 "as symgrad.nn's losses do) and keep reduce='sum'")
+        else:
+            stable, self.rewrites = stabilize(expr) if rewrite else (expr, ())
+            self.graph = decompose(stable)
+        ir = [MatLeaf.of(p) if isinstance(p, sp.MatrixSymbol) else p for p in self.args + self.wrt]
+        self._ir_args, self._ir_wrt = tuple(ir[:len(self.args)]), tuple(ir[len(self.args):])
+        self.sweeps = sweeps(self.graph, self._ir_wrt)
+        self.module = generate(self.sweeps, self._ir_args)
         self.params = self.args + self.wrt
         self.names = tuple(p.name for p in self.params)
+        self._wrt_names = tuple(w.name for w in self.wrt)
         self._slot = {n: i for i, n in enumerate(self.names)}
         self._leaves = set(self.graph.leaves)
+        # per matrix argument: its slot and, per axis, a fixed size (int) or a dimension name (str)
+        self._shape_plan = [(i, tuple(int(d) if d.is_Integer else str(d) for d in p.shape))
+                            for i, p in enumerate(self.params) if isinstance(p, sp.MatrixSymbol)]
+        self._compound_dims = any(not (d.is_Integer or d.is_Symbol) for p in self.params
+                                  if isinstance(p, sp.MatrixSymbol) for d in p.shape)
+        self._out_size = None
+        if self.matrix and self.graph.shape(self.graph.output):
+            self._out_size = self.graph.shape(self.graph.output)
 
     @property
     def source(self) -> str:
@@ -147,6 +170,15 @@ class CompiledFunction:
             sp.sstr(self.expr)[:60], ", ".join(w.name for w in self.wrt), len(self.graph))
 
     def _bind(self, args, values) -> list:
+        if not args and len(values) == len(self.names) and all(n in values for n in self.names):
+            bound = [self._convert(n, values[n]) for n in self.names]  # the common call: all by name
+        else:
+            bound = self._bind_slow(args, values)
+        if self._shape_plan:
+            self._check_shapes(bound)
+        return bound
+
+    def _bind_slow(self, args, values) -> list:
         if len(args) > len(self.names):
             raise InputError("got %d positional values but this function takes %d (%s)"
                              % (len(args), len(self.names), ", ".join(self.names)))
@@ -167,9 +199,29 @@ class CompiledFunction:
                 ", ".join(repr(m) for m in missing), ", ".join("%s=..." % m for m in missing)))
         return [self._convert(n, v) for n, v in zip(self.names, bound)]
 
+    def _check_shapes(self, bound) -> None:
+        """Matrix arguments: 2-D, fixed sizes as declared, symbolic sizes consistent (the fast
+        check; ``check_shapes`` explains a mismatch, naming the culprit)."""
+        sizes = {}
+        for i, (e0, e1) in self._shape_plan:
+            shape = getattr(bound[i], "shape", ())
+            if len(shape) != 2:
+                check_shapes(self.params, dict(zip(self.names, bound)))
+            n0, n1 = shape
+            if (sizes.setdefault(e0, n0) if type(e0) is str else e0) != n0 or \
+                    (sizes.setdefault(e1, n1) if type(e1) is str else e1) != n1:
+                check_shapes(self.params, dict(zip(self.names, bound)))
+        if self._compound_dims:
+            check_shapes(self.params, dict(zip(self.names, bound)))
+
     def _convert(self, name, v):
+        if type(v) is np.ndarray and v.dtype.kind == "f" and (v.ndim == 2 or not self._shape_plan):
+            # fast path: a NaN or inf makes the sum non-finite; only then look closer
+            if self.check_finite and v.size and not math.isfinite(v.sum()) and not np.isfinite(v).all():
+                raise InputError("value of %r contains nan or inf; symgrad needs finite inputs" % name)
+            return v if v.ndim else v[()]
         if isinstance(v, (builtins.float, builtins.int)) and not isinstance(v, bool):
-            if self.check_finite and not np.isfinite(v):
+            if self.check_finite and not math.isfinite(v):
                 raise InputError("value of %r is %r; symgrad needs finite numbers" % (name, v))
             return np.float64(v)  # NumPy semantics: 1/0 is inf and (-1)**(1/3) nan, never Python errors
         try:
@@ -188,18 +240,27 @@ class CompiledFunction:
 
     def __call__(self, /, *args, **values):
         with np.errstate(all="ignore"):
-            return _plain(self.functions["value"](*self._bind(args, values)))
+            value = self.functions["value"](*self._bind(args, values))
+        if self._out_size is not None:  # a matrix-valued output: the matrix itself
+            return value
+        return _plain(value)
 
-    def value_and_grad(self, /, *args, **values):
-        """(value, {name: gradient}) — value reduced like the gradients (sum or mean)."""
-        with np.errstate(all="ignore"):
-            value, grads = self.functions["reverse"](*self._bind(args, values))
+    def _reduced(self, value, grads):
+        """The value and gradients combined over the batch (or a matrix output's entries)."""
         n = np.size(value)
-        total = np.sum(value)
+        total = np.sum(value) if n != 1 or np.ndim(value) else value
         if self.reduce == "mean" and n > 1:
             total = total / n
             grads = [g / n for g in grads]
-        return _plain(total), dict(zip((w.name for w in self.wrt), grads))
+        return _plain(total), dict(zip(self._wrt_names, grads))
+
+    def value_and_grad(self, /, *args, **values):
+        """(value, {name: gradient}) — value reduced like the gradients (sum or mean)."""
+        bound = self._bind_unchecked(args, values)  # a NaN/inf input shows in the value: checked there
+        with np.errstate(all="ignore"):
+            value, grads = self.functions["reverse"](*bound)
+        self._explain_nonfinite(bound, (float(np.sum(value)),))
+        return self._reduced(value, grads)
 
     def _bind_unchecked(self, args, values) -> list:
         """``_bind`` without the NaN/inf scan of every input: callers check the result instead
@@ -220,18 +281,26 @@ class CompiledFunction:
         """{name: gradient of the (summed or averaged) value}, each shaped like its parameter.
 
         Runs the gradient-only program: values only the output needs are not computed."""
-        if "grad" not in self.functions:
-            return self.value_and_grad(*args, **values)[1]
         bound = self._bind_unchecked(args, values)
         with np.errstate(all="ignore"):
             grads = self.functions["grad"](*bound)
         self._explain_nonfinite(bound, grads)
         if self.reduce == "mean":
-            n = int(np.prod(np.broadcast_shapes(*(np.shape(v) for v, p in zip(bound, self.params)
-                                                  if p in self._leaves))))
+            if self._out_size is not None:
+                n = int(np.prod([self._dim(d, bound) for d in self._out_size]))
+            else:
+                n = int(np.prod(np.broadcast_shapes(*(np.shape(v) for v, p in zip(bound, self.params)
+                                                      if p in self._leaves))))
             if n > 1:
                 grads = [g / n for g in grads]
-        return dict(zip((w.name for w in self.wrt), grads))
+        return dict(zip(self._wrt_names, grads))
+
+    def _dim(self, d, bound) -> int:
+        """The size of output dimension ``d`` (a number or a dimension symbol) in this call."""
+        if d.is_Integer:
+            return int(d)
+        sizes = check_shapes(self.params, dict(zip(self.names, bound)))
+        return int(d.xreplace(sizes))
 
     def _check_tangents(self, tangents) -> list:
         """The parameter names, after checking that ``tangents`` maps some of them to values."""
@@ -245,11 +314,27 @@ class CompiledFunction:
         return wrt_names
 
     def jvp(self, tangents, /, *args, **values):
-        """(value, J·v): directional derivative along ``tangents`` ({wrt name: tangent}), per sample."""
+        """(value, J·v): directional derivative along ``tangents`` ({wrt name: tangent}, a missing
+        one is zero), per sample; for a matrix expression the tangent of its (summed) value."""
         wrt_names = self._check_tangents(tangents)
-        dots = [self._convert(k + " tangent", tangents.get(k, 0.0)) for k in wrt_names]
+        bound = self._bind(args, values)
+        dots = []
+        for k, w in zip(wrt_names, self.wrt):
+            like = bound[self._slot[k]]
+            if k not in tangents:
+                dots.append(np.zeros(np.shape(like)) if self.matrix else np.float64(0.0))
+                continue
+            d = self._convert(k + " tangent", tangents[k])
+            if self.matrix and np.shape(d) != np.shape(like):
+                raise InputError("the tangent of %r has shape %s but %r has shape %s; pass a tangent shaped like "
+                                 "its parameter" % (k, np.shape(d), k, np.shape(like)))
+            dots.append(d)
         with np.errstate(all="ignore"):
-            value, dot = self.functions["forward"](*self._bind(args, values), *dots)
+            value, dot = self.functions["forward"](*bound, *dots)
+        if self.matrix:
+            if self._out_size is not None:
+                return value, dot
+            return _plain(value), _plain(dot)
         return _plain(value), _plain(np.broadcast_to(dot, np.shape(value)) if np.ndim(dot) < np.ndim(value) else dot)
 
 
@@ -274,27 +359,20 @@ def compile(expr, wrt, args=None, reduce: str = "sum", check_finite: bool = True
         expr = sp.sympify(expr, strict=True)
     except (sp.SympifyError, TypeError):
         raise InputError("expected a SymPy expression, got %r; parse strings with symgrad.parse_expr" % (expr,)) from None
-    from .matrix import is_matrix_expr, matrix_leaves  # matrix networks have their own graph and code
-
     matrix = is_matrix_expr(expr)
     known = sum(matrix_leaves(expr)[:2], ()) if matrix else tuple(free_symbols(expr))
     wrt = as_symbols(wrt, "wrt", known)
     if not wrt:
         raise InputError("wrt is empty; name the parameters to differentiate with respect to")
-    if matrix:
-        from .matcodegen import compile_matrix
-
-        return compile_matrix(expr, wrt, as_symbols(args, "args", known) if args is not None else None,
-                              check_finite)
-    free = set(known)
+    wrt_set = set(wrt)
     if args is None:
-        wrt_set = set(wrt)
-        args = sorted((s for s in free if s not in wrt_set), key=lambda s: s.name)
-    args = as_symbols(args, "args", known)
-    _check_wrt(expr, wrt, args, free)
-    given = set(wrt) | set(args)
-    missing = sorted(s.name for s in free if s not in given)
+        rest = [s for s in known if s not in wrt_set]
+        args = rest if matrix else sorted(rest, key=lambda s: s.name)
+    args = as_symbols(args, "args", known, strict=False)  # an unused argument is harmless
+    _check_wrt(expr, wrt, args)
+    given = wrt_set | set(args)
+    missing = [s.name for s in known if s not in given]
     if missing:
         raise InputError("the expression uses %s, which is in neither args nor wrt; add it to args"
-                         % ", ".join(missing))
+                         % ", ".join(sorted(missing)))
     return CompiledFunction(expr, wrt, args, reduce=reduce, check_finite=check_finite, rewrite=rewrite)

@@ -1,10 +1,11 @@
 """Matrix-level ξ graphs: networks written as plain SymPy matrix expressions, compiled to NumPy.
 
-Each node is one matrix operation (matrix product, bias broadcast, elementwise function,
-Hadamard product/power, transpose, trace, row/column sums, row-wise log-sum-exp) or a
-scalar operation on their results. Every operation carries its value, its vector-Jacobian
-product (reverse mode) and its Jacobian-vector product (forward mode) in ``symgrad.matrules.OPS``, one entry
-each; an elementwise node gets its scalar derivative from the scalar rule table.
+The matrix frontend of the one IR (``symgrad.ir``): each node is one matrix operation of
+``symgrad.ops_matrix`` (matrix product, bias broadcast, transpose, trace, row/column sums,
+Frobenius product, row-wise log-sum-exp and softmax) or an elementwise operation: the body
+of an ``applyfunc``, a Hadamard product or power, a sum of matrices, or a scalar operation
+on their results. Elementwise nodes are ordinary scalar nodes (the same rules as
+``symgrad.graph``) whose arguments are matrices.
 
 SymPy pushes transposes inward (``(Z - Y).T`` becomes ``W2.T*tanh(...).T - Y.T``), which
 would compute the network twice; the graph undoes that: a subexpression whose transpose has
@@ -15,30 +16,31 @@ max-shifted node whose adjoint is the softmax.
 >>> import sympy as sp
 >>> B = sp.Symbol("B", integer=True, positive=True)
 >>> X, W, b = sp.MatrixSymbol("X", B, 3), sp.MatrixSymbol("W", 3, 2), sp.MatrixSymbol("b", 1, 2)
->>> g = decompose_matrix(sp.Trace((X*W + sp.OneMatrix(B, 1)*b).applyfunc(sp.tanh)*sp.OneMatrix(2, 1)*sp.OneMatrix(1, 1)))
->>> for n in g.nodes: print(n)
+>>> g, _ = decompose_matrix(sp.Trace(sp.OneMatrix(1, B)*(X*W + sp.OneMatrix(B, 1)*b).applyfunc(lambda t: sp.tanh(2*t))*sp.OneMatrix(2, 1)))
+>>> print(g)
 ξ1 = X@W
-ξ2 = broadcast_rows(b)
+ξ2 = bcast_rows(b, B)
 ξ3 = ξ1 + ξ2
-ξ4 = tanh(ξ3)
-ξ5 = trace_matmul(ξ4, 1)
+ξ4 = 2*ξ3
+ξ5 = tanh(ξ4)
+ξ6 = sumall(ξ5)
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from .errors import InputError, UnsupportedError
-from .graph import Xi, _split, build_postorder
+from . import ops_matrix as O
+from .graph import _check_leaf, scalar_split
+from .ir import Graph, MatLeaf, Node, Xi, build_postorder, is_leaf
 
-__all__ = ["MNode", "MGraph", "decompose_matrix", "is_matrix_expr", "matrix_leaves", "check_shapes"]
+__all__ = ["decompose_matrix", "is_matrix_expr", "matrix_leaves", "check_shapes", "source_text"]
 
 _D = sp.Dummy("d", real=True)  # the variable of every elementwise function, real as in networks
-_OUT = sp.Dummy("out")
 
 
 def is_matrix_expr(expr) -> bool:
@@ -69,46 +71,6 @@ def matrix_leaves(expr) -> tuple:
             stack.extend(reversed(e.args))
     dims = {d: None for m in mats for x in m.shape for d in sorted(x.free_symbols, key=lambda s: s.name)}
     return tuple(mats), tuple(s for s in scalars if s not in dims), tuple(dims)
-
-
-@dataclass(frozen=True, slots=True)
-class MNode:
-    """``symbol = op(args)``; ``param`` holds static data (coefficients, the scalar function)."""
-
-    symbol: Xi
-    op: str
-    args: tuple
-    param: object
-    shape: tuple  # () for a scalar
-    source: sp.Basic
-
-    @property
-    def name(self):
-        return "ξ%d" % self.symbol.index
-
-    def __repr__(self):
-        a = [sp.sstr(x) for x in self.args]
-        if self.op == "matmul":
-            return "%s = %s@%s" % (self.name, a[0], a[1])
-        if self.op == "add":
-            return "%s = %s" % (self.name, sp.sstr(sp.Add(*[c * sp.Symbol(s) for c, s in zip(self.param, a)]),
-                                                   order="none"))
-        if self.op == "elementwise":
-            return "%s = %s" % (self.name, sp.sstr(self.param.xreplace({_D: self.args[0]})))
-        if self.op == "scalar":
-            return "%s = %s" % (self.name, sp.sstr(self.param, order="none"))
-        return "%s = %s(%s)" % (self.name, self.op, ", ".join(a))
-
-
-@dataclass(frozen=True, slots=True)
-class MGraph:
-    nodes: tuple
-    output: sp.Basic
-    leaves: tuple
-    expr: sp.Basic
-
-    def __str__(self):
-        return "\n".join(repr(n) for n in self.nodes)
 
 
 def _ones(e, rows=None, cols=None):
@@ -151,89 +113,115 @@ class _Counter(dict):
         return n
 
 
+def _coeff_split(t):
+    """(numeric coefficient, matrix rest) of one term of a MatAdd."""
+    if isinstance(t, sp.MatMul):
+        sc = [a for a in t.args if not isinstance(a, sp.MatrixExpr)]
+        if sc and sp.Mul(*sc).is_number:
+            return sp.Mul(*sc), _product([a for a in t.args if isinstance(a, sp.MatrixExpr)])
+    return sp.S.One, t
+
+
 def _split_matrix(e, ntrans):
-    """(op, kids, param) for one matrix or scalar subexpression."""
+    """(kids, build) for one matrix-level subexpression: ``build(atoms)`` is the node's IR
+    expression over its kids' symbols, or ``("apply", f)`` for an elementwise function."""
     if isinstance(e, sp.MatrixExpr) and not isinstance(e, (sp.MatrixSymbol, sp.Transpose)):
         et = e.T
         if ntrans[et] < ntrans[e]:
-            return "transpose", [et], None
+            return [et], lambda a: O.T(a[0])
     if isinstance(e, sp.Transpose):
-        return "transpose", [e.arg], None
+        return [e.arg], lambda a: O.T(a[0])
+    if isinstance(e, sp.OneMatrix):
+        return [], lambda a: O.ones(e.rows, e.cols)
+    if isinstance(e, sp.ZeroMatrix):
+        return [], lambda a: O.zeros(e.rows, e.cols)
+    if isinstance(e, sp.Identity):
+        return [], lambda a: O.eye(e.rows)
     z = _is_lse_rows(e)
     if z is not None:
-        return "logsumexp_rows", [z], None
+        return [z], lambda a: O.lse_rows(a[0])
     if isinstance(e, ElementwiseApplyFunction):
-        return "elementwise", [e.expr], e.function(_D)
+        return [e.expr], ("apply", e.function)
+    if isinstance(e, sp.MatPow):
+        k = e.exp
+        if not (k.is_Integer and k >= 1):
+            raise UnsupportedError("the matrix power %s is not supported: only positive integer powers of a square "
+                                   "matrix (repeated products); write an inverse as a solve outside the loss"
+                                   % sp.sstr(e))
+        if k == 1:
+            return [e.base], lambda a: a[0]
+        return [e.base, e.base if k == 2 else sp.MatPow(e.base, k - 1)], lambda a: O.mm(a[0], a[1])
     if isinstance(e, sp.MatMul):
         scalars = [a for a in e.args if not isinstance(a, sp.MatrixExpr)]
         mats = [a for a in e.args if isinstance(a, sp.MatrixExpr)]
         c = sp.Mul(*scalars)
         if c != 1:
-            rest = mats[0] if len(mats) == 1 else sp.MatMul(*mats)
+            rest = _product(mats)
             if c.is_number or not (c.free_symbols - _dims(e)):
-                return "add", [rest], (c,)
-            return "scale", [c, rest], None
+                return [rest], lambda a: c * a[0]
+            return [c, rest], lambda a: a[0] * a[1]
         if len(mats) > 2:
             k = _best_split(mats)
-            return "matmul", [_product(mats[:k]), _product(mats[k:])], None
+            return [_product(mats[:k]), _product(mats[k:])], lambda a: O.mm(a[0], a[1])
         a, b = mats
         if _ones(a, cols=1) and b.rows == 1:
-            return "broadcast_rows", [b], a.rows
+            return [b], lambda x: O.bcast_rows(x[0], a.rows)
         if _ones(b, rows=1) and a.cols == 1:
-            return "broadcast_cols", [a], b.cols
-        if _ones(a, rows=1):
-            return "colsum", [b], None
-        if _ones(b, cols=1):
-            return "rowsum", [a], None
-        return "matmul", [a, b], None
+            return [a], lambda x: O.bcast_cols(x[0], b.cols)
+        if _ones(a, rows=1) and not isinstance(b, sp.OneMatrix):
+            return [b], lambda x: O.colsum(x[0])
+        if _ones(b, cols=1) and not isinstance(a, sp.OneMatrix):
+            return [a], lambda x: O.rowsum(x[0])
+        return [a, b], lambda x: O.mm(x[0], x[1])
     if isinstance(e, sp.MatAdd):
-        coeffs, kids = [], []
-        for t in e.args:
-            c, rest = sp.S.One, t
-            if isinstance(t, sp.MatMul):
-                sc = [a for a in t.args if not isinstance(a, sp.MatrixExpr)]
-                if sc and sp.Mul(*sc).is_number:
-                    c = sp.Mul(*sc)
-                    ms = [a for a in t.args if isinstance(a, sp.MatrixExpr)]
-                    rest = ms[0] if len(ms) == 1 else sp.MatMul(*ms)
-            coeffs.append(c)
-            kids.append(rest)
-        return "add", kids, tuple(coeffs)
+        parts = [_coeff_split(t) for t in e.args]
+        return [r for _, r in parts], lambda a: sp.Add(*[c * x for (c, _), x in zip(parts, a)])
     if isinstance(e, sp.HadamardProduct):
         z = _is_softmax_rows(e)
         if z is not None:
-            return "softmax_rows", [z], None
-        return "hadamard", list(e.args), None
+            return [z], lambda a: O.softmax_rows(a[0])
+        return list(e.args), lambda a: sp.Mul(*a)
     if isinstance(e, sp.HadamardPower):
-        if not e.exp.is_number:
-            raise UnsupportedError("HadamardPower with a non-constant exponent %s is not supported" % e.exp)
-        return "hpow", [e.base], e.exp
+        if e.exp.is_number:
+            return [e.base], lambda a: a[0] ** e.exp
+        return [e.base, e.exp], lambda a: a[0] ** a[1]
     if isinstance(e, sp.Trace):
-        m = e.arg
-        mats = [a for a in m.args if isinstance(a, sp.MatrixExpr)] if isinstance(m, sp.MatMul) else []
-        if len(mats) > 2 and len(mats) == len(m.args):
-            for k in range(1, len(mats)):
-                left, right = _product(mats[:k]), _product(mats[k:])
-                if left.T == right:  # tr(QᵀQ), flattened by SymPy into one product
-                    return "sumsq", [right], None
-        if isinstance(m, sp.MatMul) and len(m.args) == 2 and all(isinstance(a, sp.MatrixExpr) for a in m.args):
-            a, b = m.args
-            if _ones(a, rows=1) and b.cols == 1:
-                return "sum", [b], None
-            if _ones(b, cols=1) and a.rows == 1:
-                return "sum", [a], None
-            at = a.T
-            if ntrans[at] < ntrans[a] or isinstance(a, sp.Transpose):
-                # tr(PᵀQ) = Σ P∘Q: no transposed copies, and tr(DᵀD) = Σ D² for a squared error
-                return ("sumsq", [b], None) if at == b else ("frobenius", [at, b], None)
-            return "trace_matmul", [a, b], None
-        return "trace", [m], None
+        return _split_trace(e.arg, ntrans)
     if isinstance(e, sp.MatrixExpr):
         raise UnsupportedError("the matrix operation %s (%s) is not supported; use products, sums, transposes, "
                                "traces, Hadamard products/powers and applyfunc" % (sp.sstr(e)[:80], type(e).__name__))
-    kids, rebuild = _split(e)
-    return "scalar", kids, rebuild
+    kids, rebuild = scalar_split(e)
+    return kids, rebuild
 
+
+def _split_trace(m, ntrans):
+    if sp.simplify(m.rows - m.cols) != 0:
+        raise UnsupportedError("Trace(%s) takes the trace of a %s × %s matrix, which is not square; for the sum of "
+                               "all entries write Trace(OneMatrix(1, rows)*M*OneMatrix(cols, 1))"
+                               % (source_text(m), m.rows, m.cols))
+    mats = [a for a in m.args if isinstance(a, sp.MatrixExpr)] if isinstance(m, sp.MatMul) else []
+    if isinstance(m, sp.MatMul) and len(mats) == len(m.args):
+        if len(mats) == 3 and _ones(mats[0], rows=1) and _ones(mats[2], cols=1):
+            return [mats[1]], lambda a: O.sumall(a[0])  # tr(1ᵀ M 1): the sum of all entries
+        if len(mats) > 2:
+            for k in range(1, len(mats)):
+                left, right = _product(mats[:k]), _product(mats[k:])
+                if left.T == right:  # tr(QᵀQ), flattened by SymPy into one product
+                    return [right], lambda a: O.frob(a[0], a[0])
+        if len(mats) == 2:
+            a, b = mats
+            if _ones(a, rows=1) and b.cols == 1:
+                return [b], lambda x: O.sumall(x[0])
+            if _ones(b, cols=1) and a.rows == 1:
+                return [a], lambda x: O.sumall(x[0])
+            at = a.T
+            if ntrans[at] < ntrans[a] or isinstance(a, sp.Transpose):
+                # tr(PᵀQ) = Σ P∘Q: no transposed copies, and tr(DᵀD) = Σ D² for a squared error
+                if at == b:
+                    return [b], lambda x: O.frob(x[0], x[0])
+                return [at, b], lambda x: O.frob(x[0], x[1])
+            return [a, b.T], lambda x: O.frob(x[0], x[1])  # tr(AB) = Σ A∘Bᵀ
+    return [m], lambda a: O.trace(a[0])
 
 def _product(mats):
     return mats[0] if len(mats) == 1 else sp.MatMul(*mats)
@@ -299,40 +287,112 @@ def _canonical_lambdas(expr):
     return canon(expr)
 
 
-def decompose_matrix(expr) -> MGraph:
-    """The matrix ξ graph of ``expr`` (a scalar built from matrix expressions, or a matrix)."""
+def _array_args(local) -> tuple:
+    """The distinct symbols a node reads as arrays, in order (sizes of broadcasts are static)."""
+    if isinstance(local, O.MatOp):
+        cands = [local.args[i] for i in range(len(local.args))
+                 if i in type(local).linear_args or type(local).kind == "custom"]
+    else:
+        cands = sorted(local.free_symbols, key=sp.default_sort_key) if not local.is_Symbol else [local]
+        # keep the written order where SymPy has one (``tanh(ξ3)``, ``ξ1 + ξ2``)
+        order = [a for a in local.args if a.is_Symbol]
+        cands = order + [a for a in cands if a not in order]
+    return tuple(dict.fromkeys(a for a in cands if a.is_Symbol))
+
+
+def decompose_matrix(expr, rewrite: bool = False):
+    """The ξ graph of a matrix expression (a scalar loss built from matrices, or a matrix).
+
+    Matrix operations become nodes of ``symgrad.ops_matrix``; the body of every ``applyfunc``
+    is broken into elementwise scalar nodes over its matrix argument (``tanh(2*t)`` is two
+    nodes), so elementwise parts are differentiated by the scalar rules, and scalar
+    parameters inside them are ordinary inputs. ``rewrite=True`` applies the stability
+    rewrites to every elementwise body. Returns ``(graph, rewrites)``.
+    """
+    from .rewrite import stabilize
+
     expr = _canonical_lambdas(expr)
-    nodes, memo, leaves = [], {}, {}
+    mats, scalars, dims = matrix_leaves(expr)
+    nodes, memo, shapes, fired = [], {}, {}, []
+    leaf_of = {}
+    for m in mats:
+        leaf = MatLeaf.of(m)
+        leaf_of[m] = leaf
+        shapes[leaf] = tuple(m.shape)
+    leaves = dict.fromkeys(leaf_of.values())
+    dim_set = set(dims)
     ntrans = _Counter()
 
+    def shape(a):
+        return shapes.get(a, ())
+
     def atom(e):
-        if _is_leaf(e):
-            if isinstance(e, sp.MatrixSymbol) or (e.is_Symbol and not isinstance(e, sp.MatrixExpr)):
-                leaves.setdefault(e, None)
+        if isinstance(e, sp.MatrixSymbol):
+            return leaf_of[e]
+        if not isinstance(e, sp.MatrixExpr) and is_leaf(e):
+            _check_leaf(e)
             return e
         return memo.get(e)
 
-    def make(e, op, param, atoms):
+    def new_node(local, source):
+        if local.is_Symbol or local.is_Number:
+            return local
         sym = Xi.of(len(nodes) + 1)
-        if op == "scalar":
-            param = param(atoms)  # the local expression over the kids' atoms
-            args = tuple(dict.fromkeys(a for a in atoms if a.is_Symbol))
+        try:
+            shp = O.shape_of(local, shape)
+        except ValueError as err:
+            raise UnsupportedError("cannot combine the shapes in %s: %s" % (source_text(source), err)) from None
+        nodes.append(Node(sym, local, _array_args(local), source, shp))
+        if shp:
+            shapes[sym] = shp
+        return sym
+
+    def scalar_atom(e):
+        if is_leaf(e):
+            _check_leaf(e)
+            return e
+        return memo.get(e)
+
+    def make_scalar(e, rebuild, atoms):
+        sym = new_node(rebuild(atoms), e)
+        memo[e] = sym
+        return sym
+
+    def apply(f, arg, source):
+        body = f.expr.xreplace({f.variables[0]: arg})
+        if rewrite:
+            body, report = stabilize(body)
+            fired.extend(report)
+        if not body.has(arg):  # a constant function: a constant matrix of the argument's shape
+            return new_node(body * O.ones(*shape(arg)), source)
+        root = scalar_atom(body)
+        return root if root is not None else build_postorder(body, scalar_split, scalar_atom, make_scalar)
+
+    def make(e, build, atoms):
+        if isinstance(build, tuple):  # ("apply", Lambda)
+            sym = apply(build[1], atoms[0], e)
         else:
-            args = tuple(atoms)
-        shape = tuple(e.shape) if isinstance(e, sp.MatrixExpr) else ()
-        nodes.append(MNode(sym, op, args, param, shape, e))
+            sym = new_node(build(atoms), e)
         memo[e] = sym
         return sym
 
     def split(e):
-        op, kids, param = _split_matrix(e, ntrans)
-        return kids, (op, param)
+        return _split_matrix(e, ntrans)
 
     root = atom(expr)
     if root is None:
-        root = build_postorder(expr, split, atom, lambda e, info, atoms: make(e, info[0], info[1], atoms))
-    return MGraph(tuple(nodes), root, tuple(leaves), expr)
-
+        root = build_postorder(expr, split, atom, make)
+    for n in nodes:
+        for a in n.args:
+            if a.is_Symbol and not isinstance(a, (Xi, MatLeaf)) and a not in dim_set:
+                leaves.setdefault(a, None)
+    names = {}
+    for s in leaves:
+        if s.name in names:
+            raise InputError("two different symbols are both called %r; values are passed by name, so rename one"
+                             % s.name)
+        names[s.name] = s
+    return Graph(tuple(nodes), root, tuple(leaves), expr, shapes, tuple(dims)), tuple(fired)
 
 def check_shapes(leaves, values: dict) -> dict:
     """Bind symbolic dimensions from the arrays and check every matrix's shape, naming the culprit.
@@ -358,6 +418,18 @@ def check_shapes(leaves, values: dict) -> dict:
                 bound = ", ".join("%s = %d from %s" % (k, m, src) for k, (m, src) in dims.items())
                 raise InputError("%s has shape %s but the expression needs %s%s" % (
                     s.name, v.shape, _shape_text(s.shape), " with " + bound if bound else ""))
+    sizes = {k: m for k, (m, _) in dims.items()}
+    for s in leaves:  # compound sizes such as 2*n, once every dimension symbol is bound
+        if not isinstance(s, sp.MatrixSymbol):
+            continue
+        for d, n in zip(s.shape, values[s.name].shape):
+            if d.is_Integer or d.is_Symbol:
+                continue
+            want = d.xreplace(sizes)
+            if want.is_Integer and int(want) != n:
+                bound = ", ".join("%s = %d from %s" % (k, m, src) for k, (m, src) in dims.items())
+                raise InputError("%s has shape %s but the expression needs %s with %s" % (
+                    s.name, values[s.name].shape, _shape_text(s.shape), bound))
     return {k: m for k, (m, _) in dims.items()}
 
 

@@ -12,7 +12,7 @@ survives).
 | ξ | definition | shape | value | dL/dξ |
 |---|---|---|---|---|
 | ξ1 | X@w | (2, 1) | [[1.], [2.]] | [[2.], [4.]] |
-| ξ2 | sumsq(ξ1) | () | 5 | 1 |
+| ξ2 | frob(ξ1, ξ1) | () | 5 | 1 |
 <BLANKLINE>
 L = ξ2 = 5; dL/dw = [[2.], [4.]]
 """
@@ -26,10 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from .compiled import as_symbols
+from .compiled import as_symbols, compile
+from .emit import generate
 from .errors import InputError
-from .matcodegen import MatrixCompiledFunction, compile_matrix, generate_matrix
 from .matrix import matrix_leaves
+from .ops_matrix import MatOp
+from .printing import CodePrinter
+from .rules import kink_note
 
 __all__ = ["MatrixTable", "matrix_table"]
 
@@ -56,7 +59,7 @@ def _plain(v):
 class MatrixTable:
     """Rows of (name, definition, shape, value, adjoint) for a matrix graph; same renderings as Table."""
 
-    rows: tuple  # (name, op, definition, shape, value, adjoint)
+    rows: tuple  # (name, op, definition, shape, value, adjoint, kink note)
     wrt: tuple
     value: object
     gradient: dict
@@ -64,13 +67,14 @@ class MatrixTable:
     expression: str
 
     def _cells(self):
-        return [[n, d, str(tuple(s)), _cell(v), _cell(g)] for n, _, d, s, v, g in self.rows]
+        return [[n, d, str(tuple(s)), _cell(v), _cell(g)] for n, _, d, s, v, g, _ in self.rows]
 
     _HEADER = ["ξ", "definition", "shape", "value", "dL/dξ"]
 
     def _footer(self):
-        return "L = %s = %s; %s" % (self.output, _cell(self.value),
-                                    "; ".join("dL/d%s = %s" % (w, _cell(g)) for w, g in self.gradient.items()))
+        notes = ["%s: %s" % (r[0], r[6]) for r in self.rows if r[6]]
+        return "\n".join(notes + ["L = %s = %s; %s" % (self.output, _cell(self.value), "; ".join(
+            "dL/d%s = %s" % (w, _cell(g)) for w, g in self.gradient.items()))])
 
     def __str__(self):
         rows = [self._HEADER] + self._cells()
@@ -106,7 +110,8 @@ class MatrixTable:
         return {"expression": self.expression, "wrt": list(self.wrt), "value": _plain(self.value),
                 "gradient": {w: _plain(g) for w, g in self.gradient.items()},
                 "nodes": [{"name": n, "op": op, "expr": d, "shape": list(s), "value": _plain(v),
-                           "adjoint": None if g is None else _plain(g)} for n, op, d, s, v, g in self.rows]}
+                           "adjoint": None if g is None else _plain(g), "kink": k or None}
+                          for n, op, d, s, v, g, k in self.rows]}
 
     def to_json(self, indent=2):
         """JSON with ``value``, ``gradient`` and ``nodes`` (name, expr, shape, value, adjoint)."""
@@ -116,8 +121,8 @@ class MatrixTable:
 def matrix_table(expr, wrt, at) -> MatrixTable:
     """The matrix-level derivative table of ``expr`` at ``at`` ({symbol or name: array})."""
     wrt = as_symbols(wrt, "wrt", sum(matrix_leaves(expr)[:2], ()))
-    f: MatrixCompiledFunction = compile_matrix(expr, wrt, None)
-    module = generate_matrix(f.graph, f.args, f.wrt, inplace=False)
+    f = compile(expr, wrt=wrt)
+    module = generate(f.sweeps, f._ir_args, inplace=False, tape=True)
     if not isinstance(at, dict):
         raise InputError("at must be a dict {symbol: array}, got %s" % type(at).__name__)
     values = {(k.name if hasattr(k, "name") else str(k)): v for k, v in at.items()}
@@ -126,16 +131,16 @@ def matrix_table(expr, wrt, at) -> MatrixTable:
     with np.errstate(all="ignore"):
         value, (env,) = module.functions["reverse"](*bound)
     env = dict(env, np=np)
+    printer = CodePrinter(module.names)
     rows = []
     for n in f.graph.nodes:
-        code = module.names["ξ%d" % n.symbol.index]
-        v = env[code]
-        bar = module.names.get("bar:%d" % n.symbol.index)
-        g = eval(bar, env) if bar else None  # noqa: S307 - our own generated names; None: no path to wrt
-        rows.append((n.name, n.op, repr(n).split(" = ", 1)[1], np.shape(v), v, g))
+        v = env[module.names[n.symbol]]
+        bar = f.sweeps.adjoint.get(n.symbol)
+        g = eval(printer.doprint(bar), env) if bar is not None else None  # noqa: S307 - our own names
+        rows.append((n.name, type(n.expr).__name__ if isinstance(n.expr, MatOp) else "elementwise", repr(n).split(" = ", 1)[1], np.shape(v), v, g, kink_note(n.expr)))
     gradient = {}
-    for w in f.wrt:
-        code = module.names[w.name] + "_bar"
-        gradient[w.name] = env.get(code, np.zeros_like(env[module.names[w.name]]))
-    return MatrixTable(tuple(rows), tuple(w.name for w in f.wrt), value, gradient, f.graph.nodes[-1].name,
-                       sp.sstr(expr))
+    for w, leaf in zip(f.wrt, f._ir_wrt):
+        bar = f.sweeps.adjoint.get(leaf)
+        gradient[w.name] = eval(printer.doprint(bar), env) if bar is not None else np.zeros(np.shape(env[module.names[leaf]]))  # noqa: S307
+    return MatrixTable(tuple(rows), tuple(w.name for w in f.wrt), value, gradient,
+                       f.graph.nodes[-1].name if f.graph.nodes else sp.sstr(f.graph.output), sp.sstr(expr))

@@ -35,6 +35,65 @@ class CodePrinter(_Base):
     def __init__(self, names: dict):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
         self.names = names
+        self.helpers = set()  # module-level helper functions the printed code calls
+
+    # ---- the matrix operations of symgrad.ops_matrix, one method each ----------------------
+    def _operand(self, e):
+        """An operand of ``@`` or of an attribute: parenthesised unless it is a name or a call."""
+        return self._print(e) if e.is_Symbol or isinstance(e, sp.Function) else "(%s)" % self._print(e)
+
+    def _print_mm(self, e):
+        return "(%s @ %s)" % (self._operand(e.args[0]), self._operand(e.args[1]))
+
+    def _print_T(self, e):
+        return "%s.T" % self._operand(e.args[0])
+
+    def _print_bcast_rows(self, e):
+        b = self._print(e.args[0])
+        return "np.broadcast_to(%s, (%s, np.shape(%s)[1]))" % (b, self._print(e.args[1]), b)
+
+    def _print_bcast_cols(self, e):
+        a = self._print(e.args[0])
+        return "np.broadcast_to(%s, (np.shape(%s)[0], %s))" % (a, a, self._print(e.args[1]))
+
+    def _print_colsum(self, e):
+        g = e.args[0]
+        if g.is_Symbol:  # a row of ones through BLAS sums the rows faster than .sum(axis=0)
+            name = self._print(g)
+            return "(np.ones((1, %s.shape[0]), %s.dtype) @ %s)" % (name, name, name)
+        return "np.sum(%s, axis=0, keepdims=True)" % self._print(g)
+
+    def _print_rowsum(self, e):
+        return "np.sum(%s, axis=1, keepdims=True)" % self._print(e.args[0])
+
+    def _print_sumall(self, e):
+        return "np.sum(%s)" % self._print(e.args[0])
+
+    def _print_fill(self, e):
+        return "np.broadcast_to(%s, (%s, %s))" % tuple(self._print(a) for a in e.args)
+
+    def _print_trace(self, e):
+        return "np.trace(%s)" % self._print(e.args[0])
+
+    def _print_frob(self, e):
+        return "np.vdot(%s, %s)" % tuple(self._print(a) for a in e.args)
+
+    def _print_eye(self, e):
+        return "np.eye(%s)" % self._print(e.args[0])
+
+    def _print_ones(self, e):
+        return "np.ones((%s, %s))" % tuple(self._print(a) for a in e.args)
+
+    def _print_zeros(self, e):
+        return "np.zeros((%s, %s))" % tuple(self._print(a) for a in e.args)
+
+    def _print_lse_rows(self, e):
+        self.helpers.add("_lse_rows")
+        return "_lse_rows(%s)" % self._print(e.args[0])
+
+    def _print_softmax_rows(self, e):
+        self.helpers.add("_softmax_rows")
+        return "_softmax_rows(%s)" % self._print(e.args[0])
 
     def _module_format(self, fqn, register=True):
         if fqn.startswith("math.") or fqn.startswith("functools."):

@@ -21,24 +21,11 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from . import functions as F
-from .graph import Graph, Xi
+from . import ops_matrix as O
+from .ir import Graph, Xi, XiBar, XiDot
 from .rules import local_partials, safe_point
 
-__all__ = ["Assign", "XiDot", "XiBar", "Sweeps", "sweeps", "branch_conditions"]
-
-
-class XiDot(sp.Symbol):
-    """The tangent (forward derivative) variable of a node or leaf; never equals a user symbol."""
-
-    def _sympystr(self, printer):
-        return self.name
-
-
-class XiBar(sp.Symbol):
-    """The adjoint (reverse derivative) variable of a node or leaf; never equals a user symbol."""
-
-    def _sympystr(self, printer):
-        return self.name
+__all__ = ["Assign", "XiDot", "XiBar", "Sweeps", "sweeps", "branch_conditions"]  # XiDot, XiBar: from ir
 
 
 def _label(base) -> str:
@@ -79,6 +66,7 @@ class Sweeps:
     tangent: dict = field(default_factory=dict)
     adjoint: dict = field(default_factory=dict)
     guards: dict = field(default_factory=dict)
+    shapes: dict = field(default_factory=dict)  # of every matrix-shaped variable of the programs
 
 
 def _active(graph: Graph, wrt) -> set:
@@ -143,33 +131,49 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
     """
     wrt = tuple(wrt)
     defs = {n.symbol: n.expr for n in graph.nodes}
-    partials = tuple(local_partials(n, defs) for n in graph.nodes)
+    partials = tuple(None if isinstance(n.expr, O.MatOp) else local_partials(n, defs) for n in graph.nodes)
     active = _active(graph, wrt)
     guards = branch_conditions(graph) if guard else {}
     values, used = [], []  # ``used``: the partials the programs evaluate (guarded where needed)
     small = graph.small_sources()
     for n, parts in zip(graph.nodes, partials):
         expr, cond = n.expr, guards.get(n.symbol)
-        safe = safe_point(n.expr) if cond is not None else None
+        safe = safe_point(n.expr) if cond is not None and parts is not None else None
         if safe is not None:
             sub = {a: F.where(cond, a, safe) for a in n.args}
             expr = expr.xreplace(sub)
             parts = tuple((a, p.xreplace(sub)) for a, p in parts)
-        values.append(Assign(n.symbol, expr, sp.sstr(graph.readable(n, small), order="none")))
+        values.append(Assign(n.symbol, expr, graph.note(n, small)))
         used.append(parts)
 
-    seeds = {w: XiDot("%s_dot" % _label(w)) for w in wrt}
+    shapes = dict(graph.shapes or {})  # derivative variables have their variable's shape
+    shape = shapes.get if graph.is_matrix else (lambda s, default=(): ())
+
+    def var(cls, base, suffix):
+        v = cls("%s_%s" % (_label(base), suffix))
+        if graph.is_matrix and graph.shape(base):
+            shapes[v] = graph.shape(base)
+        return v
+
+    def shape_of(e):
+        return O.shape_of(e, lambda s: shape(s, ())) if graph.is_matrix else ()
+
+    seeds = {w: var(XiDot, w, "dot") for w in wrt}
     tangent = dict(seeds)
     forward = []
     for n, parts in zip(graph.nodes, used):
         if n.symbol not in active:
             continue
-        terms = [p * tangent[a] for a, p in parts if a in tangent and p != 0]
-        total = sp.Add(*terms)
+        if parts is None:
+            total = O.jvp(n.expr, {a: tangent[a] for a in n.expr.args if a in tangent}, n.symbol)
+            if total is None:
+                continue
+        else:
+            total = sp.Add(*[p * tangent[a] for a, p in parts if a in tangent and p != 0])
         if total.is_Atom:
             tangent[n.symbol] = total
         else:
-            target = XiDot("%s_dot" % _label(n.symbol))
+            target = var(XiDot, n.symbol, "dot")
             forward.append(Assign(target, total, values[n.index - 1].note))
             tangent[n.symbol] = target
 
@@ -177,25 +181,73 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
     adjoint: dict = {}
     reverse = []
     if graph.nodes:
-        adjoint[graph.output] = sp.S.One
+        out_shape = graph.shape(graph.output)
+        adjoint[graph.output] = O.fill(sp.S.One, *out_shape) if out_shape else sp.S.One
     for n, parts in zip(reversed(graph.nodes), reversed(used)):
         bar = adjoint.get(n.symbol)
         if bar is None:
             continue
-        for a, p in parts:
-            if not needs_adjoint(a) or p == 0:
-                continue
-            contrib = p * bar
-            target = XiBar("%s_bar" % _label(a))
+        if parts is None:  # a matrix operation: its transpose rule, once per position an argument holds
+            contribs = []
+            for a in n.args:
+                if needs_adjoint(a):
+                    terms = [O.vjp(n.expr, i, bar, n.symbol, lambda s: shape_of(s))
+                             for i, x in enumerate(n.expr.args) if x == a]
+                    contribs.append((a, _strip_fill(sp.Add(*terms), shape_of)))
+        else:
+            contribs = [(a, _reduce(_strip_fill(p * bar, shape_of), graph.shape(a), shape_of))
+                        for a, p in parts if needs_adjoint(a) and p != 0]
+        for a, contrib in contribs:
+            target = var(XiBar, a, "bar")
             note = "∂%s/∂%s" % (n.name, _label(a))
             if a in adjoint:
                 reverse.append(Assign(target, adjoint[a] + contrib, note, (adjoint[a], contrib)))
                 adjoint[a] = target
-            elif contrib.is_Atom:
+            elif _cheap(contrib):
                 adjoint[a] = contrib
             else:
                 reverse.append(Assign(target, contrib, note))
                 adjoint[a] = target
     if not graph.nodes and graph.output in wrt:
         adjoint[graph.output] = sp.S.One
-    return Sweeps(graph, wrt, partials, values, forward, reverse, seeds, tangent, adjoint, guards)
+    return Sweeps(graph, wrt, partials, values, forward, reverse, seeds, tangent, adjoint, guards, shapes)
+
+
+def _cheap(e) -> bool:
+    """An adjoint that needs no statement of its own: a variable, a number, or a view of one."""
+    return e.is_Atom or (isinstance(e, (O.fill, O.T)) and e.args[0].is_Atom)
+
+
+def _strip_fill(e, shape_of):
+    """A broadcast scalar inside a product whose other factors already have the full shape is the
+    scalar itself: ``fill(g, B, n)·p`` is ``g·p`` when p is B × n (NumPy broadcasts it)."""
+    if not e.is_Mul:
+        return e
+    fills = [f for f in e.args if isinstance(f, O.fill)]
+    if len(fills) != 1:
+        return e
+    f = fills[0]
+    rest = [a for a in e.args if a is not f]
+    others = O.broadcast(*[shape_of(a) for a in rest])
+    if others and O.broadcast(others, tuple(f.args[1:])) == others:
+        return sp.Mul(f.args[0], *rest)
+    return e
+
+
+def _reduce(e, target, shape_of):
+    """An elementwise contribution summed down to its argument's shape (a scalar parameter
+    inside an elementwise function of matrices receives the sum over all entries)."""
+    got = shape_of(e)
+    if got == tuple(target) or not got:
+        return e
+    if not target:
+        if e.is_Mul:
+            mats = [a for a in e.args if shape_of(a)]
+            if len(mats) == 2 and shape_of(mats[0]) == shape_of(mats[1]):
+                return sp.Mul(*[a for a in e.args if not shape_of(a)]) * O.frob(*mats)
+        return O.sumall(e)
+    if target[0] == 1 and target[1] == got[1]:
+        return O.colsum(e)
+    if target[1] == 1 and target[0] == got[0]:
+        return O.rowsum(e)
+    return O.sumall(e)

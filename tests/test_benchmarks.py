@@ -14,6 +14,8 @@ BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmar
     ("opcount.py", ["--names", "exp,tanh,lecture_logistic_loss"], "worst reverse/value ratio"),
     ("bench_build.py", ["--depths", "2,3", "--naive-max-depth", "2"], "naive/sg"),
     ("bench_build.py", ["--depths", "2", "--naive-max-depth", "0", "--placeholder-notes"], "compile"),
+    ("bench_network.py", ["--quick"], "ratio"),
+    ("bench_memory.py", ["--quick"], "ratio symgrad / careful hand"),
 ])
 def test_benchmark_script_runs(script, args, expect):
     r = subprocess.run([sys.executable, os.path.join(BENCH, script), *args], capture_output=True, text=True,

@@ -221,9 +221,15 @@ def test_name_that_is_not_an_identifier_is_reachable_through_a_dict():
 
 # ---- errors -------------------------------------------------------------------------------
 
-def test_wrt_not_in_the_expression():
-    with pytest.raises(InputError, match=r"b is not in the expression .*its symbols: w, x.*drop it from wrt"):
-        sg.compile(w * x, wrt=[w, b])
+def test_wrt_not_in_the_expression_gets_a_zero_gradient_of_its_shape():
+    f = sg.compile(w * x, wrt=[w, b])  # as sympy.diff(w*x, b) == 0 and JAX say
+    assert sp.diff(w * x, b) == 0
+    g = f.grad(x=np.array([1.0, 2.0, 3.0]), w=2.0, b=np.ones((3,)))
+    assert g["w"] == 6.0 and g["b"].shape == (3,) and not g["b"].any()
+    _, jv = f.jvp({"b": np.ones(3)}, x=np.array([1.0, 2.0, 3.0]), w=2.0, b=np.ones(3))
+    assert not np.any(jv)
+    with pytest.raises(InputError, match=r"wrt names 'ww', which is not in the expression \(did you mean 'w'\?\)"):
+        sg.compile(w * x, wrt=["ww"])
 
 
 def test_missing_value_names_it():

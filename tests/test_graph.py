@@ -39,7 +39,7 @@ def test_nodes_are_immutable_and_read_like_math():
     n = sg.decompose(sp.exp(x)).nodes[0]
     with pytest.raises(AttributeError):
         n.expr = x
-    assert repr(n) == "ξ1 = exp(x)" and n.source == sp.exp(x) and n.shape is None
+    assert repr(n) == "ξ1 = exp(x)" and n.source == sp.exp(x) and n.shape == ()
 
 
 def test_deep_expression_does_not_recurse():
