@@ -156,8 +156,19 @@ def _line(printer, a, names, buffer=None) -> list:
     note = comment(a.note)
     if buffer is None:
         return ["    %s = %s  # %s" % (t, _rhs(printer, a), note)]
+    scratch = None
+    if isinstance(buffer, tuple):
+        buffer, scratch = buffer
     b = printer._print(buffer)
     e = a.expr
+    if scratch is not None:
+        factors = sp.Mul.make_args(e / buffer)
+        bare = [f for f in factors if f == scratch]
+        steps = _into(printer, sp.Mul(*[f for f in factors if f != scratch]), scratch)
+        if steps is not None:
+            c = printer._print(scratch)
+            return (["    %s = %s  # %s (in place)" % (t, b, note)] + ["    %s *= %s" % (t, c) for _ in bare]
+                    + ["    " + st for st in steps] + ["    %s *= %s" % (t, c)])
     if e.is_Add or e.is_Mul:
         rest = (e - buffer) if e.is_Add else (e / buffer)
         op = "+=" if e.is_Add else "*="
@@ -170,6 +181,40 @@ def _line(printer, a, names, buffer=None) -> list:
         return ["    np.negative(%s, out=%s)" % (b, b), "    np.exp(%s, out=%s)" % (b, b), "    %s += 1.0" % b,
                 "    %s = np.reciprocal(%s, out=%s)  # %s (in place)" % (t, b, b, note)]
     return ["    %s = %s  # %s" % (t, _rhs(printer, a), note)]
+
+
+def _into(printer, e, c):
+    """Statements computing ``e`` into the buffer of ``c`` (which occurs once in ``e``) with
+    ufuncs' ``out=``, innermost operation first; None when ``e`` is not made of such steps."""
+    if e == c:
+        return []
+    name = printer._print(c)
+    if e.is_Pow and e.exp.is_Number:
+        inner = _into(printer, e.base, c)
+        if inner is None:
+            return None
+        if e.exp == 2:
+            return inner + ["np.square(%s, out=%s)" % (name, name)]
+        return inner + ["np.power(%s, %s, out=%s)" % (name, printer._print(e.exp), name)]
+    if e.is_Add or e.is_Mul:
+        with_c = [t for t in e.args if t.has(c)]
+        if len(with_c) != 1:
+            return None
+        rest = (e - with_c[0]) if e.is_Add else (e / with_c[0])
+        part = with_c[0]
+        if e.is_Add and part.is_Mul and part.args[0] == -1:  # rest - X: np.subtract(rest, X)
+            inner = _into(printer, -part, c)
+            return None if inner is None else inner + ["np.subtract(%s, %s, out=%s)" % (
+                printer._print(rest), name, name)]
+        inner = _into(printer, part, c)
+        if inner is None:
+            return None
+        fn = "np.add" if e.is_Add else "np.multiply"
+        return inner + ["%s(%s, %s, out=%s)" % (fn, name, printer._print(rest), name)]
+    if e.func in _UFUNCS and len(e.args) == 1:
+        inner = _into(printer, e.args[0], c)
+        return None if inner is None else inner + ["np.%s(%s, out=%s)" % (_UFUNCS[e.func], name, name)]
+    return None
 
 
 def _inplace_ok(a) -> bool:

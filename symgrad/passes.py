@@ -65,6 +65,10 @@ def _candidates(e):
 def plan_inplace(program, inputs, results, shape) -> dict:
     """{statement index: operand whose buffer the statement overwrites}.
 
+    For a product ``g·p`` the entry may be a pair ``(g, c)``: ``p`` is computed in the buffer
+    of ``c`` (owned, dead, occurring once in ``p``) and then multiplied into ``g``, so
+    ``g *= 1 - a**2`` needs no temporary at all once ``a`` is no longer read.
+
     ``inputs`` are the program's arguments (never written), ``results`` the returned
     expressions (live to the end), ``shape(symbol)`` the symbol's shape (``()`` for scalars,
     which are never updated in place).
@@ -78,19 +82,43 @@ def plan_inplace(program, inputs, results, shape) -> dict:
             last[s] = len(program)
     owned, viewed, plan = set(), set(), {}
     for k, a in enumerate(program):
-        viewed |= _viewed(a.expr)
+        if isinstance(a.expr, VIEWS) or a.expr.is_Symbol:  # the target shares a buffer from now on
+            viewed |= _viewed(a.expr) | ({a.expr} if a.expr.is_Symbol else set())
         target_shape = shape(a.target)
-        for c in _candidates(a.expr):
-            if c in owned and c not in viewed and last.get(c) == k and shape(c) == target_shape and target_shape:
-                if a.expr.is_Mul and sum(1 for f in a.expr.args if f == c) != 1:
-                    continue
-                plan[k] = c
-                owned.discard(c)
-                break
+
+        def free(c):
+            return c in owned and c not in viewed and last.get(c) == k and shape(c) == target_shape and target_shape
+
+        choices = [c for c in _candidates(a.expr) if free(c)
+                   and not (a.expr.is_Mul and sum(1 for f in a.expr.args if f == c) != 1)]
+        pick = choices[0] if choices else None
+        if a.expr.is_Mul:  # the other factors may be computed in a second dead buffer
+            for c in choices:
+                rest = a.expr / c
+                d = next((d for d in sorted(rest.free_symbols, key=sp.default_sort_key)
+                          if d != c and free(d) and _count(_unbare(rest, d), d) == 1), None)
+                if d is not None:
+                    pick = (c, d)
+                    break
+        if pick is not None:
+            plan[k] = pick
+            owned.difference_update(pick if isinstance(pick, tuple) else (pick,))
         fresh = not (a.expr.is_Symbol or isinstance(a.expr, VIEWS)) and bool(target_shape)
         if fresh and a.target not in inputs:
             owned.add(a.target)
     return plan
+
+
+def _unbare(e, d):
+    """A product without its bare factors ``d`` (they are multiplied in first, one at a time)."""
+    return sp.Mul(*[f for f in sp.Mul.make_args(e) if f != d])
+
+
+def _count(e, s) -> int:
+    """How many times symbol ``s`` occurs in the tree of ``e`` (a small expression)."""
+    if e == s:
+        return 1
+    return sum(_count(a, s) for a in e.args)
 
 
 def inline_broadcasts(nodes, consumers, output) -> set:
