@@ -16,7 +16,7 @@ import sympy as sp
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from w3model import tanh_chain  # noqa: E402
 
-from symgrad.codegen import generate  # noqa: E402
+from symgrad.emit import generate  # noqa: E402
 from symgrad.compiled import compile as sg_compile  # noqa: E402
 from symgrad.graph import decompose  # noqa: E402
 from symgrad.sweeps import sweeps  # noqa: E402

@@ -259,6 +259,11 @@ class CompiledFunction:
         bound = self._bind_unchecked(args, values)  # a NaN/inf input shows in the value: checked there
         with np.errstate(all="ignore"):
             value, grads = self.functions["reverse"](*bound)
+        if self.matrix and self._out_size is None:  # a network's loss: one number, gradients shaped already
+            value = float(value)
+            if self.check_finite and not math.isfinite(value):
+                self._explain_nonfinite(bound, (value,))
+            return value, dict(zip(self._wrt_names, grads))
         self._explain_nonfinite(bound, (float(np.sum(value)),))
         return self._reduced(value, grads)
 

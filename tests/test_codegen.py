@@ -135,7 +135,7 @@ def _tanh_tower(depth):
 
 
 def test_header_and_compile_checks_stay_small_on_deep_shared_expressions():
-    from symgrad.codegen import short_text
+    from symgrad.emit import short_text
     from symgrad.compiled import free_symbols
 
     loss, _ = _tanh_tower(40)  # its tree has about 2**40 nodes; its graph about 160
