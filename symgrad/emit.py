@@ -32,7 +32,7 @@ import sympy as sp
 
 from . import ops_matrix as O
 from .errors import UnsupportedError
-from .ir import Xi, XiBar, XiDot
+from .ir import Xi, XiBar, XiDot, user_text
 from .naming import comment, docstring, identifier_names
 from .passes import VIEWS, inline_broadcasts, needed, plan_inplace
 from .printing import CodePrinter
@@ -241,7 +241,7 @@ def short_text(graph, limit: int = 200) -> str:
     """
     small = graph.small_sources()
     if graph.is_matrix:
-        text = sp.sstr(graph.expr)
+        text = user_text(graph.expr)
         return text if len(text) <= limit else text[:limit] + " ..."
     if not graph.nodes or graph.output in small:
         return sp.sstr(graph.expr, order="none")[:limit]
@@ -369,7 +369,7 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Modu
         source += SUM_TO
     for h in sorted(printer.helpers):
         source += HELPERS[h]
-    source += "\n\n" + "\n\n".join((value_src, reverse_src, grad_src, forward_src))
+    source = source.rstrip("\n") + "\n\n\n" + "\n\n".join((value_src, reverse_src, grad_src, forward_src))
     return _assemble(source, {"value": value_src, "reverse": reverse_src, "grad": grad_src, "forward": forward_src},
                      names)
 

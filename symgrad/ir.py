@@ -16,12 +16,12 @@ elementwise or broadcast scalars and ``(rows, cols)`` (possibly symbolic) for ma
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.printing.str import StrPrinter
 
-__all__ = ["Xi", "XiDot", "XiBar", "MatLeaf", "Node", "Graph", "is_leaf", "build_postorder"]
+__all__ = ["Xi", "XiDot", "XiBar", "MatLeaf", "Node", "Graph", "is_leaf", "build_postorder", "user_text"]
 
 
 class Xi(sp.Symbol):
@@ -186,7 +186,7 @@ class Graph:
         (``tanh(X*W1 + 1*b1)``) for a matrix node, the readable form for a scalar one."""
         if not self.is_matrix:
             return sp.sstr(self.readable(node, small), order="none")
-        text = re.sub(r"Lambda\((_?\w+), (\w+)\(\1\)\)\.", r"\2", sp.sstr(node.source))
+        text = user_text(node.source)
         return text if len(text) <= 70 else text[:67] + "..."
 
     def readable(self, node: Node, small: dict | None = None) -> sp.Expr:
@@ -194,6 +194,29 @@ class Graph:
         definition with the small parts spelled out."""
         small = self.small_sources() if small is None else small
         return small.get(node.symbol) if node.symbol in small else node.expr.xreplace(small)
+
+
+class _UserPrinter(StrPrinter):
+    """SymPy's text with applyfunc written as the user thinks of it: ``tanh(X*W)``, or
+    ``(t ↦ leaky_relu(t, alpha))(X*W)`` when the function has more than its argument."""
+
+    def _print_ElementwiseApplyFunction(self, e):
+        f = e.function
+        v, body = f.variables[0], f.expr
+        inner = self._print(e.expr)
+        if isinstance(body, sp.Function) and body.args == (v,):
+            return "%s(%s)" % (self._print(body.func), inner)
+        return "(t ↦ %s)(%s)" % (self._print(body.xreplace({v: sp.Symbol("t")})), inner)
+
+
+def user_text(e) -> str:
+    """One line of a user's (matrix) expression for comments and headers.
+
+    >>> X = sp.MatrixSymbol("X", 2, 2)
+    >>> user_text(X.applyfunc(sp.tanh) + X)
+    'tanh(X) + X'
+    """
+    return _UserPrinter().doprint(e)
 
 
 def build_postorder(expr, split, atom_of, make):

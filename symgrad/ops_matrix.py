@@ -327,7 +327,7 @@ def shape_of(e, shapes) -> tuple:
     if isinstance(e, MatOp):
         return type(e).shape(e.args, lambda a: shape_of(a, shapes))
     if isinstance(e, sp.Piecewise):
-        return broadcast(*[shape_of(p.expr, shapes) for p in e.args])
+        return broadcast(*[shape_of(p.expr, shapes) for p in e.args], *[shape_of(p.cond, shapes) for p in e.args])
     if isinstance(e, sp.logic.boolalg.Boolean) and not isinstance(e, sp.Expr):
         return broadcast(*[shape_of(a, shapes) for a in e.args if isinstance(a, sp.Expr)])
     return broadcast(*[shape_of(a, shapes) for a in e.args if isinstance(a, (sp.Expr, sp.logic.boolalg.Boolean))])
