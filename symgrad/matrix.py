@@ -29,6 +29,7 @@ max-shifted node whose adjoint is the softmax.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
@@ -371,6 +372,8 @@ def decompose_matrix(expr, rewrite: bool = False):
     def make(e, build, atoms):
         if isinstance(build, tuple):  # ("apply", Lambda)
             sym = apply(build[1], atoms[0], e)
+            if nodes and nodes[-1].symbol == sym:  # the body's last node stands for the whole applyfunc
+                nodes[-1] = replace(nodes[-1], source=e)
         else:
             sym = new_node(build(atoms), e)
         memo[e] = sym

@@ -238,7 +238,7 @@ def mlp_value_and_grad(params, X, Y, activation="tanh", loss="softmax_cross_entr
     value, G = loss_fn(Z, Y, B)
 
     # Bias gradients are column sums; a (1, B) row of ones through BLAS beats G.sum(axis=0) at small B.
-    ones = np.ones((1, B))
+    ones = np.ones((1, B), X.dtype)
     grads = {}
     for k in range(len(layers) - 1, -1, -1):
         W, b = layers[k]

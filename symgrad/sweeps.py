@@ -23,6 +23,7 @@ import sympy as sp
 from . import functions as F
 from . import ops_matrix as O
 from .ir import Graph, Xi, XiBar, XiDot
+from .ops import is_matrix_op
 from .rules import local_partials, safe_point
 
 __all__ = ["Assign", "XiDot", "XiBar", "Sweeps", "sweeps", "branch_conditions"]  # XiDot, XiBar: from ir
@@ -131,7 +132,7 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
     """
     wrt = tuple(wrt)
     defs = {n.symbol: n.expr for n in graph.nodes}
-    partials = tuple(None if isinstance(n.expr, O.MatOp) else local_partials(n, defs) for n in graph.nodes)
+    partials = tuple(None if is_matrix_op(n.expr) else local_partials(n, defs) for n in graph.nodes)
     active = _active(graph, wrt)
     guards = branch_conditions(graph) if guard else {}
     values, used = [], []  # ``used``: the partials the programs evaluate (guarded where needed)
