@@ -23,76 +23,11 @@ from .errors import InputError
 from .graph import decompose
 from .ir import MatLeaf
 from .matrix import check_shapes, decompose_matrix, is_matrix_expr, matrix_leaves
+from .inputs import as_symbols, check_wrt, free_symbols
 from .rewrite import stabilize
 from .sweeps import sweeps
 
-__all__ = ["CompiledFunction", "compile", "as_symbols"]
-
-
-def as_symbols(items, what: str, known=(), strict: bool = True) -> list:
-    """Check a list of symbols (a single symbol or name is accepted too) and return it as a list.
-
-    A name (str) is resolved to the symbol of that name in ``known`` (the expression's symbols),
-    so ``wrt="w"`` works even when the expression's w carries assumptions; a symbol that only
-    shares its name with one of ``known`` raises InputError saying so.
-    """
-    if items is None:
-        return []
-    if isinstance(items, (sp.Basic, str)):
-        items = [items]
-    by_name = {k.name: k for k in known}
-    out, seen = [], set()
-    for s in items:
-        if isinstance(s, str):
-            if s not in by_name and known and strict:
-                close = difflib.get_close_matches(s, list(by_name), 1)
-                raise InputError("%s names %r, which is not in the expression%s; its symbols: %s"
-                                 % (what, s, " (did you mean %r?)" % close[0] if close else "",
-                                    ", ".join(sorted(by_name))))
-            s = by_name.get(s, sp.Symbol(s))
-        elif isinstance(s, sp.Symbol) and s.name in by_name and by_name[s.name] != s:
-            raise InputError("%s %s is not the expression's %s: they differ in their assumptions (%s vs %s), so "
-                             "SymPy treats them as different symbols; pass the expression's symbol or its name "
-                             "as a string" % (what, s.name, s.name, _assumptions(s), _assumptions(by_name[s.name])))
-        if not isinstance(s, (sp.Symbol, sp.MatrixSymbol)):
-            raise InputError("%s must be SymPy symbols, got %s (%s)" % (what, sp.sstr(s), type(s).__name__))
-        if s in seen:
-            raise InputError("%s lists %s twice" % (what, s))
-        seen.add(s)
-        out.append(s)
-    return out
-
-
-def _assumptions(s) -> str:
-    given = {k: v for k, v in s.assumptions0.items() if k in ("real", "positive", "negative", "integer",
-                                                            "nonnegative", "complex")}
-    return ", ".join("%s=%s" % kv for kv in sorted(given.items())) or "no assumptions"
-
-
-def free_symbols(expr) -> set:
-    """The symbols of ``expr``, visiting each distinct subexpression once.
-
-    ``expr.free_symbols`` walks every path of the tree, which is exponential in the depth
-    of an expression with shared subexpressions (a chain of tanh layers).
-    """
-    seen, out, stack = set(), set(), [expr]
-    while stack:
-        e = stack.pop()
-        if e.is_Symbol:
-            out.add(e)
-        elif e not in seen:
-            seen.add(e)
-            stack.extend(e.args)
-    return out
-
-
-def _check_wrt(expr, wrt, args, free=None):
-    """A parameter may be absent from the expression (its derivative is 0, as sympy.diff and JAX
-    say); it must not also be an argument."""
-    wrt_set = set(wrt)
-    overlap = [a for a in args if a in wrt_set]
-    if overlap:
-        raise InputError("%s is both in args and in wrt; list it once" % overlap[0])
+__all__ = ["CompiledFunction", "compile", "as_symbols", "free_symbols"]  # the last two: from inputs
 
 
 def _plain(v):
@@ -374,7 +309,7 @@ def compile(expr, wrt, args=None, reduce: str = "sum", check_finite: bool = True
         rest = [s for s in known if s not in wrt_set]
         args = rest if matrix else sorted(rest, key=lambda s: s.name)
     args = as_symbols(args, "args", known, strict=False)  # an unused argument is harmless
-    _check_wrt(expr, wrt, args)
+    check_wrt(expr, wrt, args)
     given = wrt_set | set(args)
     missing = [s.name for s in known if s not in given]
     if missing:

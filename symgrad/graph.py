@@ -54,7 +54,8 @@ def scalar_split(e):
     )
 
 
-def _check_leaf(e):
+def check_leaf(e):
+    """Refuse a leaf that is not a finite real number or a symbol, naming it."""
     if e.is_Symbol or e.is_NumberSymbol:
         return
     if e.is_Number and not e.is_finite:
@@ -96,7 +97,7 @@ def decompose(expr, share: bool = True) -> Graph:
     def atom_of(e):
         """A leaf stays itself; a shared subexpression already built returns its ξ."""
         if is_leaf(e):
-            _check_leaf(e)
+            check_leaf(e)
             if e.is_Symbol and e not in leaves:
                 leaves[e] = None
             return e

@@ -36,7 +36,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from .errors import InputError, UnsupportedError
 from . import ops_matrix as O
-from .graph import _check_leaf, scalar_split
+from .graph import check_leaf, scalar_split
 from .ir import Graph, MatLeaf, Node, Xi, build_postorder, is_leaf
 
 __all__ = ["decompose_matrix", "is_matrix_expr", "matrix_leaves", "check_shapes", "source_text"]
@@ -331,7 +331,7 @@ def decompose_matrix(expr, rewrite: bool = False):
         if isinstance(e, sp.MatrixSymbol):
             return leaf_of[e]
         if not isinstance(e, sp.MatrixExpr) and is_leaf(e):
-            _check_leaf(e)
+            check_leaf(e)
             return e
         return memo.get(e)
 
@@ -350,7 +350,7 @@ def decompose_matrix(expr, rewrite: bool = False):
 
     def scalar_atom(e):
         if is_leaf(e):
-            _check_leaf(e)
+            check_leaf(e)
             return e
         return memo.get(e)
 

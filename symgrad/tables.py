@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .compiled import _check_wrt, as_symbols
+from .inputs import as_symbols, check_wrt
 from .errors import InputError
 from .graph import decompose
 from .printing import latex, text
@@ -108,7 +108,7 @@ def table(expr, wrt, at, exact: bool = True, share: bool = True) -> "Table":
         return matrix_table(expr, wrt, at)
     graph = decompose(expr, share=share)
     wrt = as_symbols(wrt, "wrt", graph.leaves)
-    _check_wrt(graph.expr, wrt, [])
+    check_wrt(graph.expr, wrt, [])
     if not graph.nodes:
         raise InputError("%s has no operations to tabulate" % sp.sstr(graph.expr))
     sw = sweeps(graph, wrt, all_adjoints=True)
