@@ -42,7 +42,7 @@ from sympy.core.function import Application
 from . import functions as F
 from .errors import UnsupportedError
 
-__all__ = ["Rule", "RULES", "rule_for", "local_partials", "safe_point", "kink_note", "kink"]
+__all__ = ["Rule", "RULES", "rule_for", "local_partials", "safe_point", "finite_everywhere", "kink_note", "kink"]
 
 
 def _diff(e, a, out):
@@ -221,6 +221,23 @@ def safe_point(e):
     if rule.name == "function":
         return SAFE_POINTS.get(e.func)
     return rule.safe
+
+
+_FINITE = ("add", "mul", "square", "exp", "logsumexp", "sigmoid", "tanh", "abs", "max", "step")
+
+
+def finite_everywhere(e) -> bool:
+    """True when node ``e``'s operation and partials are finite for all finite arguments.
+
+    >>> import sympy as sp
+    >>> a, b = sp.symbols("a b")
+    >>> finite_everywhere(sp.tanh(a)), finite_everywhere(sp.atan2(a, b)), finite_everywhere(sp.sin(a))
+    (True, False, True)
+    """
+    rule = rule_for(e)
+    if rule.name == "function":
+        return e.func in (sp.sin, sp.cos, sp.atan, sp.erf, sp.erfc, F.relu, F.leaky_relu, F.softplus)
+    return rule.name in _FINITE
 
 
 def kink_note(e) -> str:

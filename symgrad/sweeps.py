@@ -24,7 +24,7 @@ from . import functions as F
 from . import ops_matrix as O
 from .ir import Graph, Xi, XiBar, XiDot
 from .ops import is_matrix_op
-from .rules import local_partials, safe_point
+from .rules import finite_everywhere, local_partials, safe_point
 
 __all__ = ["Assign", "XiDot", "XiBar", "Sweeps", "sweeps", "branch_conditions"]  # XiDot, XiBar: from ir
 
@@ -136,6 +136,7 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
     active = _active(graph, wrt)
     guards = branch_conditions(graph) if guard else {}
     values, used = [], []  # ``used``: the partials the programs evaluate (guarded where needed)
+    masked = {}  # node -> condition outside which its derivative contributions are zeroed
     small = graph.small_sources()
     for n, parts in zip(graph.nodes, partials):
         expr, cond = n.expr, guards.get(n.symbol)
@@ -144,6 +145,10 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
             sub = {a: F.where(cond, a, safe) for a in n.args}
             expr = expr.xreplace(sub)
             parts = tuple((a, p.xreplace(sub)) for a, p in parts)
+        elif cond is not None and (not finite_everywhere(n.expr) or any(a in masked for a in n.args)):
+            # no safe input known (atan2, polygamma, a user function with a pole), or an argument that
+            # may be nan off the branch: the node's derivative contributions are masked instead
+            masked[n.symbol] = cond
         values.append(Assign(n.symbol, expr, graph.note(n, small)))
         used.append(parts)
 
@@ -171,6 +176,8 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
                 continue
         else:
             total = sp.Add(*[p * tangent[a] for a, p in parts if a in tangent and p != 0])
+            if n.symbol in masked and total != 0:
+                total = F.where(masked[n.symbol], total, 0)
         if total.is_Atom:
             tangent[n.symbol] = total
         else:
@@ -198,6 +205,8 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
         else:
             contribs = [(a, _reduce(_strip_fill(p * bar, shape_of), graph.shape(a), shape_of))
                         for a, p in parts if needs_adjoint(a) and p != 0]
+            if n.symbol in masked:
+                contribs = [(a, F.where(masked[n.symbol], c, 0)) for a, c in contribs]
         for a, contrib in contribs:
             target = var(XiBar, a, "bar")
             note = "∂%s/∂%s" % (n.name, _label(a))

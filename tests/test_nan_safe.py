@@ -90,3 +90,43 @@ def test_only_nodes_under_a_branch_are_guarded():
     assert branch_conditions(shared) == {}  # sqrt(x) is also needed outside the branch
     f = sg.compile(sp.exp(x) * sp.log(y), wrt=[x], args=[y])
     assert "np.where" not in f.source  # no branches, no guards
+
+
+class _pole(sp.Function):
+    """A user function with a pole at 0 and no safe point symgrad knows: f(t) = 1/t."""
+
+    def fdiff(self, argindex=1):
+        return -1 / self.args[0] ** 2
+
+    def _numpycode(self, printer):
+        return "(1/(%s))" % printer._print(self.args[0])
+
+
+# functions without a known safe input: the untaken branch's derivative is masked, never 0*nan
+NO_SAFE_POINT = {
+    "atan2 at the origin": (sp.Piecewise((sp.atan2(y, x), x > 0), (y, True)), {x: 0.0, y: 0.0}, {x: 0.0, y: 1.0}),
+    "polygamma at -1": (sp.Piecewise((sp.polygamma(1, x), x > 0), (x, True)), {x: -1.0, y: 0.0}, {x: 1.0, y: 0.0}),
+    "user pole at 0": (sp.Piecewise((_pole(x) * y, x > 0), (x * y, True)), {x: 0.0, y: 3.0}, {x: 3.0, y: 0.0}),
+    "product with a nan value": (sp.Piecewise((sp.atan2(y, x) * y, x > 0), (2 * y, True)), {x: 0.0, y: 0.0},
+                                 {x: 0.0, y: 2.0}),
+}
+
+
+@pytest.mark.parametrize("name", NO_SAFE_POINT)
+def test_branches_without_a_safe_point_are_masked(name):
+    expr, point, truth = NO_SAFE_POINT[name]
+    wrt = [x, y]
+    f = sg.compile(expr, wrt=wrt, args=[])
+    vals = {s.name: v for s, v in point.items()}
+    g = f.grad(**vals)
+    for s in wrt:  # the taken branch's derivative, by hand
+        assert g[s.name] == pytest.approx(truth[s], abs=1e-12), (s, g)
+    _, dot = f.jvp({"x": 1.0, "y": 1.0}, **vals)
+    assert dot == pytest.approx(truth[x] + truth[y], abs=1e-12)
+    # batched: the same point next to one where the other branch is taken, checked by central differences
+    xs, ys = np.array([point[x], 1.5]), np.array([point[y], 0.5])
+    gb = f.grad(x=xs, y=ys)
+    assert np.all(np.isfinite(gb["x"])) and gb["x"][0] == pytest.approx(truth[x], abs=1e-12)
+    h = 1e-6
+    fd = (f(x=xs[1] + h, y=ys[1]) - f(x=xs[1] - h, y=ys[1])) / (2 * h)
+    assert gb["x"][1] == pytest.approx(fd, rel=1e-6)
