@@ -310,14 +310,15 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Modu
     adjoints = [fix(sw.adjoint[w]) if w in sw.adjoint else None for w in sw.wrt]
     targets = {a.target: a for a in reverse}
     if matrix:
-        results = []
+        results, handed = [], set()
         for g, w in zip(adjoints, sw.wrt):
             if g is None:
                 results.append("np.zeros(np.shape(%s))" % names[w] if graph.shape(w) else "0.0")
             elif not graph.shape(w):
                 results.append("float(%s)" % _strip(printer.doprint(g)))
-            elif _fresh(g, targets):
+            elif _fresh(g, targets) and g not in handed:  # W1 + W2: one adjoint, two gradients of their own
                 results.append(printer.doprint(g))
+                handed.add(g)
             else:  # a view or another variable: the caller gets an array of its own
                 results.append("np.array(%s, dtype=np.result_type(%s, float))" % (_strip(printer.doprint(g)),
                                                                                     names[w]))

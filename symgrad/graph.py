@@ -31,6 +31,9 @@ def scalar_split(e):
     Numeric coefficients are folded into their consumer: ``1 - a*b`` is one node over ``a*b``,
     ``-w*x`` one node over w and x, ``x**2`` one node over x.
     """
+    if e is sp.I:
+        raise InputError("the expression contains the imaginary unit I (SymPy writes sqrt(-2) as sqrt(2)*I and "
+                         "log(-1) as I*pi); it is not a real number: symgrad differentiates real functions only")
     if e.is_Add:
         coeffs, kids = [], []
         for term in e.args:
@@ -52,6 +55,15 @@ def scalar_split(e):
         "cannot decompose %s (a %s): symgrad handles sums, products, powers, functions and "
         "Piecewise of scalars; rewrite it with those" % (sp.sstr(e), type(e).__name__)
     )
+
+
+def check_constant(e):
+    """Refuse a constant subexpression that is not a real number (``(-8)**(1/3)`` is SymPy's
+    principal, complex cube root), naming it; checked once per constant node."""
+    if e.is_extended_real is False or (e.is_extended_real is None and not sp.im(sp.N(e, 15)).is_zero):
+        raise InputError("the constant %s is not a real number (its value is %s); symgrad differentiates real "
+                         "functions only: for a real root write sympy.real_root, for example real_root(-8, 3)"
+                         % (sp.sstr(e), sp.sstr(sp.N(e, 6))))
 
 
 def check_leaf(e):
@@ -109,6 +121,8 @@ def decompose(expr, share: bool = True) -> Graph:
         sym = Xi.of(len(nodes) + 1)
         local = rebuild(atoms)
         args = list(dict.fromkeys(a for a in atoms if a.is_Symbol))
+        if not args:
+            check_constant(e)
         if isinstance(local, sp.Piecewise):
             for pair in local.args:
                 for s in sorted(pair.cond.free_symbols, key=sp.default_sort_key):

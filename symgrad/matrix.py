@@ -36,7 +36,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from .errors import InputError, UnsupportedError
 from . import ops_matrix as O
-from .graph import check_leaf, scalar_split
+from .graph import check_constant, check_leaf, scalar_split
 from .ir import Graph, MatLeaf, Node, Xi, build_postorder, is_leaf
 
 __all__ = ["decompose_matrix", "is_matrix_expr", "matrix_leaves", "check_shapes", "source_text"]
@@ -339,6 +339,8 @@ def decompose_matrix(expr, rewrite: bool = False):
         if local.is_Symbol or local.is_Number:
             return local
         sym = Xi.of(len(nodes) + 1)
+        if isinstance(local, sp.Expr) and not isinstance(local, O.MatOp) and not local.free_symbols:
+            check_constant(local)
         try:
             shp = O.shape_of(local, shape)
         except ValueError as err:

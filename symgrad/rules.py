@@ -149,6 +149,26 @@ def _max_min(e, a, out, defs=None):
     return sp.Piecewise(*branches, (0, True), evaluate=False)
 
 
+def _powvar_partial(e, a, out):
+    # d/d base = exp·base**(exp - 1) (not exp·out/base, which is 0/0 at base 0); d/d exponent =
+    # out·log(base), which is 0·(-inf) at base 0 where the truth is 0 (for a positive exponent)
+    base, ex = e.base, e.exp
+    terms = []
+    if a == base:
+        terms.append(ex * base ** (ex - 1) if not ex.has(base) else sp.diff(e, a).xreplace({e: out}))
+    if a == ex and a != base:
+        terms.append(sp.Piecewise((0, sp.Eq(out, 0)), (out * sp.log(base), True)))
+    if a != base and a != ex:
+        return sp.diff(e, a)
+    return sp.Add(*terms)
+
+
+def _step_partial(e, a, out):
+    if isinstance(e, sp.Heaviside) and len(e.args) == 2 and a == e.args[1] and a != e.args[0]:
+        return sp.Piecewise((1, sp.Eq(e.args[0], 0)), (0, True))
+    return sp.S.Zero
+
+
 def _abs(e, a, out):
     at0 = F.at_kink(-1, 1)
     return sp.sign(a) if at0 == 0 else sp.Piecewise((1, a > 0), (-1, a < 0), (at0, True))
@@ -177,10 +197,9 @@ RULES: tuple = (
     Rule("sqrt", _is_pow(sp.S.Half), lambda e, a, out: 1 / (2 * out), "square root; d = 1/(2 out)", safe=1),
     Rule("square", _is_pow(2), description="a**2"),
     Rule("pow", lambda e: e.is_Pow and e.exp.is_Number, description="power with a constant exponent", safe=1),
-    Rule("powvar", lambda e: e.is_Pow,
-         lambda e, a, out: (out * sp.log(e.base) if a != e.base else sp.diff(e, a).xreplace({e: out}))
-         if a == e.exp else sp.diff(e, a),
-         "power with a variable exponent; d/d exponent = out log(base)", safe=1),
+    Rule("powvar", lambda e: e.is_Pow, _powvar_partial,
+         "power with a variable exponent; d/d base = exp·base**(exp - 1), d/d exponent = out log(base) "
+         "(0 where out is 0)", safe=1),
     Rule("exp", lambda e: isinstance(e, sp.exp), lambda e, a, out: out, "exponential; d = out", safe=0),
     Rule("log", lambda e: isinstance(e, sp.log), description="natural logarithm; d = 1/a", safe=1),
     Rule("log1p", lambda e: isinstance(e, F.log1p), description="log(1 + a), accurate for small a; d = 1/(1 + a)",
@@ -195,8 +214,12 @@ RULES: tuple = (
     Rule("abs", lambda e: isinstance(e, sp.Abs), _abs, "absolute value; d = sign(a), kink at 0"),
     Rule("max", lambda e: isinstance(e, (sp.Max, sp.Min)), _max_min,
          "maximum / minimum; d = 1 for the extreme argument, kink convention at ties", uses_defs=True),
-    Rule("step", lambda e: isinstance(e, (sp.Heaviside, sp.sign, sp.floor, sp.ceiling)),
-         lambda e, a, out: sp.S.Zero, "piecewise-constant step; d = 0, also at the jump (the kink convention)"),
+    Rule("step", lambda e: isinstance(e, (sp.Heaviside, sp.sign, sp.floor, sp.ceiling)), _step_partial,
+         "piecewise-constant step; d = 0, also at the jump (the kink convention); Heaviside(x, h0) "
+         "is h0 at x = 0, so d/dh0 = 1 there"),
+    Rule("sinc", lambda e: isinstance(e, sp.sinc),
+         lambda e, a, out: sp.Piecewise((0, sp.Eq(a, 0)), ((sp.cos(a) - out) / a, True)),
+         "sin(a)/a; d = (cos(a) - out)/a, 0 at a = 0"),
     Rule("piecewise", lambda e: isinstance(e, sp.Piecewise), description="branches; d flows into the taken branch"),
     Rule("function", lambda e: isinstance(e, Application), description="function; d from its fdiff"),
 )

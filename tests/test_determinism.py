@@ -41,3 +41,34 @@ def test_code_reports_and_tables_are_identical_under_three_hash_seeds():
     digests = {hashlib.sha256(o.encode()).hexdigest() for o in outputs}
     assert len(digests) == 1, "output depends on PYTHONHASHSEED"
     assert "np.logaddexp" in outputs[0] and "np.where" in outputs[0]  # the script exercised rewrites and guards
+
+
+MATRIX_SCRIPT = r'''
+import sympy as sp, symgrad as sg
+for activation, loss in (("tanh", "softmax_cross_entropy"), ("sigmoid", "mse"), ("relu", "binary_cross_entropy")):
+    net = sg.nn.mlp([4, 5, 3], activation=activation, loss=loss)
+    f = sg.compile(net.loss, wrt=list(net.params), args=[net.inputs, net.targets])
+    print(f.source)
+    print([str(r) for r in f.rewrites])
+    print(str(sg.decompose(net.loss)))
+X, Y, W1, W2 = (sp.MatrixSymbol(name, 4, 4) for name in ("X", "Y", "W1", "W2"))
+M = (X*W1).applyfunc(sp.tanh) + (X*W2).applyfunc(sp.tanh).T          # a transposed activation
+L = sp.Trace(Y.T*M) + sp.Trace((M - Y).T*(M - Y))
+f = sg.compile(L, wrt=[W1, W2], args=[X, Y])
+print(f.source)
+print(str(sg.decompose(L)))
+'''
+
+
+def run_script(script, seed):
+    env = dict(os.environ, PYTHONHASHSEED=str(seed))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_matrix_network_source_and_graph_are_identical_under_hash_seeds():
+    outputs = [run_script(MATRIX_SCRIPT, seed) for seed in (0, 1, 4242)]
+    assert outputs[0] == outputs[1] == outputs[2], "network code or graph depends on PYTHONHASHSEED"
+    assert "def value_and_grad(X, Y, W1, b1, W2, b2):" in outputs[0] and "ξ2 = X@W1" in outputs[0]
+    assert "_lse_rows" in outputs[0]  # the softmax cross-entropy node was built
