@@ -12,6 +12,9 @@ one-minus-sigmoid     1 - sigmoid(u)                                     sigmoid
 log-sigmoid           log(sigmoid(u))                                    -softplus(-u)
 log-exp               log(exp(u))                                        u
 softplus              log(1 + exp(u))                                    softplus(u)
+sigmoid-ratio         exp(u)/(1 + exp(u))                                sigmoid(u)
+softmax-ratio         exp(u)/(exp(a) + exp(b) + …)                       exp(u - logsumexp(a, b, …))
+log-cosh              log(cosh(u))                                       u + softplus(-2u) - log 2
 logsumexp             log(exp(a) + exp(b) + … [+ c > 0])                 logsumexp(a, b, …)
 log1p                 log(1 + x)                                         log1p(x)
 expm1                 exp(x) - 1  (k·exp(x) - k, plus any other terms)   expm1(x)  (k·expm1(x))
@@ -197,11 +200,64 @@ def _bce_logits(e):
     return None
 
 
+def _exp_terms(a):
+    """[(c, u), ...] if ``a`` is a sum of positive multiples c·exp(u) (at least two), else None."""
+    if not a.is_Add:
+        return None
+    out = []
+    for t in a.args:
+        c, rest = t.as_coeff_Mul()
+        u = _exp_arg(rest)
+        if u is None or not (c.is_positive and c.is_Number):
+            return None
+        out.append((c, u))
+    return out if len(out) >= 2 else None
+
+
+def _softmax_ratio(e):
+    # exp(u)·(Σ c·exp(v))⁻¹ → exp(u - logsumexp(v + log c, …)): a softmax written as a ratio
+    # overflows at logits near 710; the max-shifted form never does
+    if not e.is_Mul:
+        return None
+    num = [f for f in e.args if isinstance(f, sp.exp)]
+    den = [f for f in e.args if f.is_Pow and f.exp == -1 and _exp_terms(f.base) is not None]
+    if len(num) != 1 or len(den) != 1:
+        return None
+    terms = _exp_terms(den[0].base)
+    rest = [f for f in e.args if f is not num[0] and f is not den[0]]
+    lse = F.logsumexp(*[v + sp.log(c) if c != 1 else v for c, v in terms])
+    return sp.Mul(sp.exp(num[0].args[0] - lse), *rest)
+
+
+def _sigmoid_ratio(e):
+    # exp(u)·sigmoid(-u), which the sigmoid pattern makes of exp(u)/(1 + exp(u)), is sigmoid(u)
+    if not e.is_Mul:
+        return None
+    for f in e.args:
+        if isinstance(f, sp.exp):
+            for g in e.args:
+                if isinstance(g, F.sigmoid) and g.args[0] == -f.args[0]:
+                    return sp.Mul(F.sigmoid(f.args[0]), *[h for h in e.args if h is not f and h is not g])
+    return None
+
+
+def _log_cosh(a):
+    # log(cosh(u)) = u + softplus(-2u) - log 2: cosh overflows at 710, this never does
+    if isinstance(a, sp.cosh):
+        u = a.args[0]
+        return u + F.softplus(-2 * u) - sp.log(2)
+    return None
+
+
 PATTERNS: tuple = (
     Pattern("sigmoid", _sigmoid, "1/(1 + exp(u)) → sigmoid(-u): no overflow of exp, no 0·inf in its derivative"),
     Pattern("one-minus-sigmoid", _one_minus_sigmoid, "1 - sigmoid(u) → sigmoid(-u): no cancellation for large u"),
     Pattern("log-sigmoid", _log_of(_log_sigmoid), "log(sigmoid(u)) → -softplus(-u): finite for any u"),
     Pattern("log-exp", _log_of(_log_exp), "log(exp(u)) → u"),
+    Pattern("sigmoid-ratio", _sigmoid_ratio, "exp(u)/(1 + exp(u)) → sigmoid(u): no inf/inf at large u"),
+    Pattern("softmax-ratio", _softmax_ratio,
+            "exp(u)/(exp(a) + exp(b) + …) → exp(u - logsumexp(a, b, …)): a softmax without overflow"),
+    Pattern("log-cosh", _log_of(_log_cosh), "log(cosh(u)) → u + softplus(-2u) - log 2: finite for any u"),
     Pattern("softplus", _log_of(_softplus), "log(1 + exp(u)) → softplus(u), computed as logaddexp(0, u)"),
     Pattern("logsumexp", _log_of(_logsumexp), "log of a sum of exponentials → max-shifted logsumexp"),
     Pattern("log1p", _log_of(_log1p), "log(1 + x) → log1p(x): accurate for small x"),

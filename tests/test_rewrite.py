@@ -180,3 +180,30 @@ def test_bce_logits_fuses_the_two_softplus_terms():
     value, grads = f.value_and_grad(x=X, y=Y, w=0.5)
     assert grads["w"] == pytest.approx(np.sum((s - Y) * X), rel=1e-13)  # the hand formula Σ(σ(wx) - y)·x
     assert value == pytest.approx(400 + 400 + np.log1p(np.exp(-0.15)) + np.log1p(np.exp(-1.0)), rel=1e-13)
+
+
+# Overflowing spellings whose truth is finite: value and gradient against sympy at 30 digits.
+_OVERFLOW = {
+    "sigmoid as a ratio": (lambda x, y: sp.exp(x) / (1 + sp.exp(x)), {"x": 800.0, "y": 0.0}),
+    "two-class softmax": (lambda x, y: sp.exp(x) / (sp.exp(x) + sp.exp(y)), {"x": 1000.0, "y": 999.0}),
+    "three-class softmax": (lambda x, y: sp.exp(x) / (sp.exp(x) + sp.exp(y) + 2 * sp.exp(-x)),
+                            {"x": 900.0, "y": 901.0}),
+    "log cosh, large": (lambda x, y: sp.log(sp.cosh(x)) * y, {"x": 1000.0, "y": 2.0}),
+    "log cosh, negative": (lambda x, y: sp.log(sp.cosh(x)) + y, {"x": -750.0, "y": 1.0}),
+    "log cosh, small": (lambda x, y: sp.log(sp.cosh(x)), {"x": 0.3, "y": 0.0}),
+}
+
+
+@pytest.mark.parametrize("name", _OVERFLOW)
+def test_overflowing_ratios_and_log_cosh_are_rewritten(name):
+    X, Y = sp.symbols("x y")
+    build, point = _OVERFLOW[name]
+    e = build(X, Y)
+    f = sg.compile(e, wrt=[X, Y])
+    assert f.rewrites, "a rewrite should have fired"
+    value, grads = f.value_and_grad(**point)
+    at = {X: sp.Float(point["x"], 30), Y: sp.Float(point["y"], 30)}
+    assert value == pytest.approx(float(e.subs(at).evalf(30)), rel=1e-12, abs=1e-300)
+    for s in (X, Y):
+        truth = float(sp.diff(e, s).subs(at).evalf(30))
+        assert grads[s.name] == pytest.approx(truth, rel=1e-9, abs=1e-12), s
