@@ -245,6 +245,41 @@ class logsumexp(sp.Function):
         return r"\operatorname{logsumexp}\left(%s\right)" % ", ".join(printer._print(a) for a in self.args)
 
 
+class hypot(sp.Function):
+    """sqrt(x**2 + y**2) without overflow or underflow of the squares (NumPy's hypot).
+
+    >>> import sympy as sp
+    >>> x, y = sp.symbols("x y")
+    >>> hypot(sp.Integer(3), sp.Integer(4)), sp.diff(hypot(x, y), x)
+    (5, x/hypot(x, y))
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x, y):
+        if x.is_Number and y.is_Number:
+            return sp.sqrt(x ** 2 + y ** 2)
+
+    def fdiff(self, argindex=1):
+        if argindex not in (1, 2):
+            raise sp.ArgumentIndexError(self, argindex)
+        return self.args[argindex - 1] / self
+
+    def _eval_rewrite_as_sqrt(self, x, y, **kwargs):
+        return sp.sqrt(x ** 2 + y ** 2)
+
+    def _eval_is_real(self):
+        return fuzzy_and([self.args[0].is_real, self.args[1].is_real])
+
+    def _numpycode(self, printer):
+        return "%s(%s, %s)" % (printer._module_format("numpy.hypot"), *(printer._print(a) for a in self.args))
+
+    def _latex(self, printer):
+        x, y = (printer._print(a) for a in self.args)
+        return r"\sqrt{%s^{2} + %s^{2}}" % (x, y)
+
+
 class where(sp.Function):
     """``where(cond, a, safe)``: a where cond holds, else safe — symgrad's branch guard.
 

@@ -263,8 +263,45 @@ def _is_leaf(e):
         (not isinstance(e, sp.MatrixExpr) and (e.is_Symbol or e.is_Number or e.is_NumberSymbol))
 
 
+def _elementwise_parts(m):
+    """(constant, coefficient, applyfunc) if ``m`` is ``c·1 + d·f(A)`` (matrices of ones and one
+    elementwise function, as ``OneMatrix - sigmoid(Z)`` is), else None."""
+    if not isinstance(m, sp.MatAdd):
+        return None
+    const, found = sp.S.Zero, None
+    for t in m.args:
+        c, rest = _coeff_split(t)
+        if isinstance(rest, sp.OneMatrix):
+            const += c
+        elif isinstance(rest, ElementwiseApplyFunction) and found is None:
+            found = (c, rest)
+        else:
+            return None
+    return (const, *found) if found is not None else None
+
+
+def _fuse(body, inner):
+    """``body`` (over ``_D``) applied elementwise to ``inner``, with elementwise layers fused so
+    that the stability rewrites see the whole scalar function: ``log(sigmoid(t))``,
+    ``log(1 - sigmoid(t))``; ``log`` of a row-wise softmax is ``z - logsumexp(z)`` per row."""
+    if body == sp.log(_D):
+        z = _is_softmax_rows(inner)
+        if z is not None:  # log(softmax(z)) underflows to log(0) at a logit spread of 750
+            n = z.shape[1]
+            lse = (z.applyfunc(sp.Lambda(_D, sp.exp(_D))) * sp.OneMatrix(n, 1)).applyfunc(sp.Lambda(_D, sp.log(_D)))
+            return z - lse * sp.OneMatrix(1, n)
+    if isinstance(inner, ElementwiseApplyFunction) and _is_lse_rows(inner) is None:
+        return ElementwiseApplyFunction(sp.Lambda(_D, body.xreplace({_D: inner.function.expr})), inner.expr)
+    parts = _elementwise_parts(inner)
+    if parts is not None:
+        c, d, f = parts
+        return ElementwiseApplyFunction(sp.Lambda(_D, body.xreplace({_D: c + d * f.function.expr})), f.expr)
+    return ElementwiseApplyFunction(sp.Lambda(_D, body), inner)
+
+
 def _canonical_lambdas(expr):
-    """``expr`` with every applyfunc's Lambda over the one variable ``_D``.
+    """``expr`` with every applyfunc's Lambda over the one variable ``_D``, and nested
+    elementwise functions fused into one (see ``_fuse``).
 
     Each ``.applyfunc(f)`` call makes a fresh dummy, so two identical activations would
     otherwise be different subexpressions and never share a node.
@@ -276,7 +313,7 @@ def _canonical_lambdas(expr):
             return memo[e]
         if isinstance(e, ElementwiseApplyFunction):
             f = e.function
-            out = ElementwiseApplyFunction(sp.Lambda(_D, f.expr.xreplace({f.variables[0]: _D})), canon(e.expr))
+            out = _fuse(f.expr.xreplace({f.variables[0]: _D}), canon(e.expr))
         elif e.args and isinstance(e, (sp.MatrixExpr, sp.Expr)):
             args = tuple(canon(a) for a in e.args)
             out = e if args == e.args else e.func(*args)

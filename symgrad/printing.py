@@ -116,6 +116,21 @@ class CodePrinter(_Base):
             return "1/%s" % self.parenthesize(inv, sp.printing.precedence.PRECEDENCE["Mul"] + 1)
         return super()._print_Pow(expr, rational)
 
+    def _print_Mul(self, expr):
+        # c·b**2 prints as c*b*b: Python multiplies left to right, so a small c meets the large b
+        # one factor at a time (-ḡ·out**2 at out = 1e300, ḡ = 1e-300 is -1e300, not -inf)
+        squares = [a for a in expr.args if a.is_Pow and a.exp == 2 and a.base.is_Symbol]
+        others = [a for a in expr.args if a not in squares]
+        if squares and others and not any(a.is_Pow and a.exp.is_negative for a in others):
+            tail = "*".join("%s*%s" % ((self._print(q.base),) * 2) for q in squares)
+            rest = sp.Mul(*others)
+            if rest == -1:
+                return "-" + tail
+            if rest.is_Number:
+                return "%s*%s" % (self.parenthesize(rest, 50), tail)
+            return "%s*%s" % (super()._print_Mul(rest), tail)
+        return super()._print_Mul(expr)
+
     def _print_Add(self, expr, order=None):
         # a + b + c + ... nests one level per term in Python's parser, which gives up past a few
         # thousand; a long sum is written as sum((...)) (a flat tuple) instead

@@ -15,6 +15,7 @@ softplus              log(1 + exp(u))                                    softplu
 sigmoid-ratio         exp(u)/(1 + exp(u))                                sigmoid(u)
 softmax-ratio         exp(u)/(exp(a) + exp(b) + …)                       exp(u - logsumexp(a, b, …))
 log-cosh              log(cosh(u))                                       u + softplus(-2u) - log 2
+hypot                 sqrt(a**2 + b**2 + …)                              hypot(a, b, …)
 logsumexp             log(exp(a) + exp(b) + … [+ c > 0])                 logsumexp(a, b, …)
 log1p                 log(1 + x)                                         log1p(x)
 expm1                 exp(x) - 1  (k·exp(x) - k, plus any other terms)   expm1(x)  (k·expm1(x))
@@ -241,6 +242,21 @@ def _sigmoid_ratio(e):
     return None
 
 
+def _hypot(e):
+    # sqrt(a**2 + b**2 + …) → hypot(hypot(a, b), …): the squares overflow at 1e155, hypot does not
+    if not (e.is_Pow and e.exp == sp.S.Half and e.base.is_Add and len(e.base.args) >= 2):
+        return None
+    parts = []
+    for t in e.base.args:
+        if not (t.is_Pow and t.exp == 2):
+            return None
+        parts.append(t.base)
+    out = F.hypot(parts[0], parts[1])
+    for p in parts[2:]:
+        out = F.hypot(out, p)
+    return out
+
+
 def _log_cosh(a):
     # log(cosh(u)) = u + softplus(-2u) - log 2: cosh overflows at 710, this never does
     if isinstance(a, sp.cosh):
@@ -258,6 +274,7 @@ PATTERNS: tuple = (
     Pattern("softmax-ratio", _softmax_ratio,
             "exp(u)/(exp(a) + exp(b) + …) → exp(u - logsumexp(a, b, …)): a softmax without overflow"),
     Pattern("log-cosh", _log_of(_log_cosh), "log(cosh(u)) → u + softplus(-2u) - log 2: finite for any u"),
+    Pattern("hypot", _hypot, "sqrt(a**2 + b**2) → hypot(a, b): no overflow of the squares"),
     Pattern("softplus", _log_of(_softplus), "log(1 + exp(u)) → softplus(u), computed as logaddexp(0, u)"),
     Pattern("logsumexp", _log_of(_logsumexp), "log of a sum of exponentials → max-shifted logsumexp"),
     Pattern("log1p", _log_of(_log1p), "log(1 + x) → log1p(x): accurate for small x"),
