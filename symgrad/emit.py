@@ -54,7 +54,7 @@ def _sum_to(g, like, batch):
     g = np.broadcast_to(g, np.broadcast_shapes(np.shape(g), batch, shape))
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
-    g = g.sum(axis=axes) if axes else g
+    g = g.sum(axis=axes) if axes else np.array(g)  # an array of its own, never a view of the adjoint
     return float(g) if not shape else np.reshape(g, shape)
 '''
 
