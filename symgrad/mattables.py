@@ -1,20 +1,25 @@
-"""Derivative tables at matrix level: one row per matrix node with its shape, value and adjoint.
+"""Derivative tables at matrix level: one row per matrix node with its shape, value, tangent and adjoint.
 
 Small matrices are shown in full, large ones by their Frobenius norm. Values come from the
 same generated program as ``compile`` (without its in-place updates, so every intermediate
-survives).
+survives); the tangents ``dξ/dv`` from its forward (jvp) program, along a direction ``v``
+in parameter space (by default a seeded random unit direction; the footer says which).
 
 >>> import numpy as np, sympy as sp
 >>> B = sp.Symbol("B", integer=True, positive=True)
 >>> X, w = sp.MatrixSymbol("X", B, 2), sp.MatrixSymbol("w", 2, 1)
->>> t = matrix_table(sp.Trace((X*w).T*(X*w)), wrt=[w], at={X: np.eye(2), w: np.array([[1.0], [2.0]])})
+>>> t = matrix_table(sp.Trace((X*w).T*(X*w)), wrt=[w], at={X: np.eye(2), w: np.array([[1.0], [2.0]])},
+...                  direction={w: np.array([[1.0], [0.0]])})
 >>> print(t.to_markdown())
-| ξ | definition | shape | value | dL/dξ |
-|---|---|---|---|---|
-| ξ1 | X@w | (2, 1) | [[1.], [2.]] | [[2.], [4.]] |
-| ξ2 | frob(ξ1, ξ1) | () | 5 | 1 |
+| ξ | definition | shape | value | dξ/dv | dL/dξ |
+|---|---|---|---|---|---|
+| ξ1 | X@w | (2, 1) | [[1.], [2.]] | [[1.], [0.]] | [[2.], [4.]] |
+| ξ2 | frob(ξ1, ξ1) | () | 5 | 2 | 1 |
 <BLANKLINE>
 L = ξ2 = 5; dL/dw = [[2.], [4.]]
+dξ/dv: tangents along the given direction v: v_w = [[1.], [0.]]; dL/dv = ⟨∇L, v⟩ = 2
+
+The last tangent is the directional derivative ⟨∇L, v⟩: here the first entry of dL/dw.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import sympy as sp
@@ -30,11 +36,11 @@ from .compiled import as_symbols, compile
 from .emit import generate
 from .errors import InputError
 from .matrix import matrix_leaves
-from .ops_matrix import MatOp
+from .ops import kind
 from .printing import CodePrinter
 from .rules import kink_note
 
-__all__ = ["MatrixTable", "matrix_table"]
+__all__ = ["MatrixRow", "MatrixTable", "matrix_table"]
 
 SMALL = 6  # matrices with at most this many entries are printed in full
 
@@ -55,26 +61,50 @@ def _plain(v):
     return float(a) if a.ndim == 0 else a.tolist()
 
 
+class MatrixRow(NamedTuple):
+    """One node of a matrix table (a tuple, so ``row[4]`` is still the value)."""
+
+    name: str
+    op: str  # "elementwise" or the matrix operation (mm, bcast_rows, lse_rows, ...)
+    definition: str  # in ξ
+    shape: tuple
+    value: object
+    adjoint: object  # dL/dξ, None where the reverse program has none (the node does not reach L)
+    kink: str  # which kink convention the node's derivative follows, or ""
+    tangent: object = None  # dξ/dv along the table's direction (zero for nodes v does not move)
+
+
 @dataclass(frozen=True)
 class MatrixTable:
-    """Rows of (name, definition, shape, value, adjoint) for a matrix graph; same renderings as Table."""
+    """Rows (``MatrixRow``: name, op, definition, shape, value, adjoint, kink, tangent) for a matrix
+    graph; same renderings as Table. ``direction`` is the v of the tangent column, one array per
+    parameter; ``direction_note`` says where it came from."""
 
-    rows: tuple  # (name, op, definition, shape, value, adjoint, kink note)
+    rows: tuple
     wrt: tuple
     value: object
     gradient: dict
     output: str
     expression: str
+    direction: dict = None
+    direction_note: str = ""
 
     def _cells(self):
-        return [[n, d, str(tuple(s)), _cell(v), _cell(g)] for n, _, d, s, v, g, _ in self.rows]
+        return [[r.name, r.definition, str(tuple(r.shape)), _cell(r.value), _cell(r.tangent), _cell(r.adjoint)]
+                for r in self.rows]
 
-    _HEADER = ["ξ", "definition", "shape", "value", "dL/dξ"]
+    _HEADER = ["ξ", "definition", "shape", "value", "dξ/dv", "dL/dξ"]
 
     def _footer(self):
-        notes = ["%s: %s" % (r[0], r[6]) for r in self.rows if r[6]]
-        return "\n".join(notes + ["L = %s = %s; %s" % (self.output, _cell(self.value), "; ".join(
-            "dL/d%s = %s" % (w, _cell(g)) for w, g in self.gradient.items()))])
+        notes = ["%s: %s" % (r.name, r.kink) for r in self.rows if r.kink]
+        lines = notes + ["L = %s = %s; %s" % (self.output, _cell(self.value), "; ".join(
+            "dL/d%s = %s" % (w, _cell(g)) for w, g in self.gradient.items()))]
+        if self.direction is not None:
+            slope = self.rows[-1].tangent if self.rows else 0.0
+            lines.append("dξ/dv: tangents along %s: %s; dL/dv = ⟨∇L, v⟩ = %s" % (
+                self.direction_note, ", ".join("v_%s = %s" % (w, _cell(v)) for w, v in self.direction.items()),
+                _cell(np.sum(slope))))
+        return "\n".join(lines)
 
     def __str__(self):
         rows = [self._HEADER] + self._cells()
@@ -93,7 +123,7 @@ class MatrixTable:
         """A LaTeX tabular (cells as text)."""
         esc = lambda s: s.replace("_", r"\_").replace("‖·‖", r"$\|\cdot\|$").replace("ξ", r"$\xi$")  # noqa: E731
         body = [" & ".join(esc(c) for c in r) + r" \\" for r in self._cells()]
-        return "\n".join([r"\begin{tabular}{lllll}", r"\hline", " & ".join(esc(h) for h in self._HEADER) + r" \\",
+        return "\n".join([r"\begin{tabular}{%s}" % ("l" * len(self._HEADER)), r"\hline", " & ".join(esc(h) for h in self._HEADER) + r" \\",
                           r"\hline"] + body + [r"\hline", r"\end{tabular}"])
 
     def to_html(self):
@@ -109,17 +139,38 @@ class MatrixTable:
         """Plain data: full values and adjoints as nested lists."""
         return {"expression": self.expression, "wrt": list(self.wrt), "value": _plain(self.value),
                 "gradient": {w: _plain(g) for w, g in self.gradient.items()},
-                "nodes": [{"name": n, "op": op, "expr": d, "shape": list(s), "value": _plain(v),
-                           "adjoint": None if g is None else _plain(g), "kink": k or None}
-                          for n, op, d, s, v, g, k in self.rows]}
+                "direction": None if self.direction is None else {w: _plain(v) for w, v in self.direction.items()},
+                "direction_note": self.direction_note,
+                "nodes": [{"name": r.name, "op": r.op, "expr": r.definition, "shape": list(r.shape),
+                           "value": _plain(r.value), "tangent": None if r.tangent is None else _plain(r.tangent),
+                           "adjoint": None if r.adjoint is None else _plain(r.adjoint), "kink": r.kink or None}
+                          for r in self.rows]}
 
     def to_json(self, indent=2):
-        """JSON with ``value``, ``gradient`` and ``nodes`` (name, expr, shape, value, adjoint)."""
+        """JSON with ``value``, ``gradient``, ``direction`` and ``nodes`` (name, expr, shape, value,
+        tangent, adjoint)."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
 
-def matrix_table(expr, wrt, at) -> MatrixTable:
-    """The matrix-level derivative table of ``expr`` at ``at`` ({symbol or name: array})."""
+def matrix_table(expr, wrt, at, direction=None, seed: int = 0) -> MatrixTable:
+    """The matrix-level derivative table of ``expr`` at ``at`` ({symbol or name: array}).
+
+    The ``dξ/dv`` column holds each node's tangent along ``direction`` ({parameter or name:
+    array shaped like it}; a parameter left out does not move), computed by the forward
+    (jvp) program ``compile`` generates. By default ``v`` is a random direction drawn with
+    ``seed`` and scaled to unit length over all parameters together: every entry moves,
+    no symmetry of the network hides a tangent (an all-ones step of a softmax's bias
+    changes nothing, for one), and the last tangent is the slope of L along v, ⟨∇L, v⟩.
+    The footer names the direction; ``table.direction`` holds it in full.
+
+    >>> import numpy as np, sympy as sp
+    >>> W = sp.MatrixSymbol("W", 2, 2)
+    >>> t = matrix_table(sp.Trace(W.T*W), wrt=[W], at={W: np.eye(2)})
+    >>> t.direction_note, round(float(np.linalg.norm(t.direction["W"])), 12)
+    ('a random unit direction (seed 0)', 1.0)
+    >>> bool(np.isclose(t.rows[-1].tangent, np.vdot(t.gradient["W"], t.direction["W"])))
+    True
+    """
     wrt = as_symbols(wrt, "wrt", sum(matrix_leaves(expr)[:2], ()))
     f = compile(expr, wrt=wrt)
     module = generate(f.sweeps, f._ir_args, inplace=False, tape=True)
@@ -128,19 +179,70 @@ def matrix_table(expr, wrt, at) -> MatrixTable:
     values = {(k.name if hasattr(k, "name") else str(k)): v for k, v in at.items()}
     values = {k: v for k, v in values.items() if k in f.names}
     bound = f._bind((), values)
+    reverse = module.functions["reverse"]
     with np.errstate(all="ignore"):
-        value, (env,) = module.functions["reverse"](*bound)
-    env = dict(env, np=np)
+        value, (tape,) = reverse(*bound)
+    env = dict(reverse.__globals__)  # NumPy and the module's helpers (_lse_rows, ...), then the locals
+    env.update(tape)
     printer = CodePrinter(module.names)
+    dirs, note = _direction(f, bound, direction, seed)
+    tangents = _tangents(f, module, printer, env, dirs)
     rows = []
     for n in f.graph.nodes:
         v = env[module.names[n.symbol]]
         bar = f.sweeps.adjoint.get(n.symbol)
         g = eval(printer.doprint(bar), env) if bar is not None else None  # noqa: S307 - our own names
-        rows.append((n.name, type(n.expr).__name__ if isinstance(n.expr, MatOp) else "elementwise", repr(n).split(" = ", 1)[1], np.shape(v), v, g, kink_note(n.expr)))
+        dot = tangents.get(n.symbol)
+        dot = np.zeros(np.shape(v)) if dot is None else np.array(np.broadcast_to(dot, np.shape(v)), dtype=float)
+        rows.append(MatrixRow(n.name, type(n.expr).__name__ if kind(n.expr) != "elementwise" else "elementwise", repr(n).split(" = ", 1)[1], np.shape(v), v, g, kink_note(n.expr), dot))
     gradient = {}
     for w, leaf in zip(f.wrt, f._ir_wrt):
         bar = f.sweeps.adjoint.get(leaf)
         gradient[w.name] = eval(printer.doprint(bar), env) if bar is not None else np.zeros(np.shape(env[module.names[leaf]]))  # noqa: S307
     return MatrixTable(tuple(rows), tuple(w.name for w in f.wrt), value, gradient,
-                       f.graph.nodes[-1].name if f.graph.nodes else sp.sstr(f.graph.output), sp.sstr(expr))
+                       f.graph.nodes[-1].name if f.graph.nodes else sp.sstr(f.graph.output), sp.sstr(expr),
+                       dirs, note)
+
+
+def _direction(f, bound, direction, seed):
+    """({parameter name: its part of v}, a note saying where v came from)."""
+    like = {w.name: np.asarray(bound[f.names.index(w.name)], dtype=float) for w in f.wrt}
+    if direction is None:
+        rng = np.random.default_rng(seed)
+        dirs = {k: rng.standard_normal(a.shape) for k, a in like.items()}
+        norm = np.sqrt(sum(float(np.sum(d * d)) for d in dirs.values()))
+        return {k: (d / norm if np.ndim(d) else float(d / norm)) for k, d in dirs.items()}, \
+            "a random unit direction (seed %d)" % seed
+    if not isinstance(direction, dict):
+        raise InputError("direction must be a dict {parameter: array shaped like it}, got %s"
+                         % type(direction).__name__)
+    dirs = {k: np.zeros(a.shape) if a.ndim else 0.0 for k, a in like.items()}
+    for k, d in direction.items():
+        name = k.name if hasattr(k, "name") else str(k)
+        if name not in like:
+            raise InputError("direction given for %r, which is not a parameter; parameters: %s"
+                             % (name, ", ".join(like)))
+        try:
+            a = np.asarray(d, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError("the direction of %r is %r, not a numeric array" % (name, d)) from None
+        if a.shape != like[name].shape:
+            raise InputError("the direction of %r has shape %s but %r has shape %s; pass one shaped like its "
+                             "parameter" % (name, a.shape, name, like[name].shape))
+        if not np.isfinite(a).all():
+            raise InputError("the direction of %r contains nan or inf" % name)
+        dirs[name] = a if a.ndim else float(a)
+    return dirs, "the given direction v"
+
+
+def _tangents(f, module, printer, env, dirs) -> dict:
+    """{node symbol: tangent}: the forward program's statements, evaluated one by one in ``env``
+    (the values tape) with the parameters' tangents seeded from ``dirs``."""
+    tenv = dict(env)
+    for w, leaf in zip(f.wrt, f._ir_wrt):
+        tenv[module.names[f.sweeps.seeds[leaf]]] = dirs[w.name]
+    with np.errstate(all="ignore"):
+        for a in f.sweeps.forward:
+            tenv[module.names[a.target]] = eval(printer.doprint(a.expr), tenv)  # noqa: S307 - our own names
+        return {n.symbol: eval(printer.doprint(f.sweeps.tangent[n.symbol]), tenv)  # noqa: S307
+                for n in f.graph.nodes if n.symbol in f.sweeps.tangent}

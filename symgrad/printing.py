@@ -155,6 +155,11 @@ class CodePrinter(_Base):
         return self._nested(self._module_format("numpy.minimum"), expr.args)
 
     def _print_Piecewise(self, expr):
+        # integer branch values would make np.where return an integer array (a derivative that
+        # is 0 or 1 per branch), which in-place float updates cannot write into: print floats
+        if any(p.expr.is_Integer for p in expr.args):
+            expr = sp.Piecewise(*[(sp.Float(p.expr) if p.expr.is_Integer else p.expr, p.cond) for p in expr.args],
+                                evaluate=False)
         # Two branches, the last unconditional: np.where reads like the math; more use np.select.
         if len(expr.args) == 2 and expr.args[1].cond == sp.true:
             (a, cond), (b, _) = expr.args

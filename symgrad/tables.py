@@ -84,11 +84,14 @@ def _tidy(v):
     return c if len(text(c)) < len(text(v)) else v
 
 
-def table(expr, wrt, at, exact: bool = True, share: bool = True) -> "Table":
+def table(expr, wrt, at, exact: bool = True, share: bool = True, direction=None) -> "Table":
     """The derivative table of ``expr`` at the point ``at`` for the parameters ``wrt``.
 
     ``exact=True`` evaluates with SymPy numbers (``exp(-9)``); ``exact=False`` with floats.
     Raises InputError for a missing or non-numeric value or a wrt symbol not in ``expr``.
+    A network (a matrix expression) gets a matrix-level table (``symgrad.mattables``) whose
+    tangent column ``dξ/dv`` follows ``direction`` ({parameter: array}; by default a seeded
+    random unit direction); a scalar table has one column ``dξ/dw`` per parameter instead.
 
     >>> import sympy as sp
     >>> x = sp.Symbol("x")
@@ -105,7 +108,10 @@ def table(expr, wrt, at, exact: bool = True, share: bool = True) -> "Table":
     if is_matrix_expr(sp.sympify(expr)):
         from .mattables import matrix_table
 
-        return matrix_table(expr, wrt, at)
+        return matrix_table(expr, wrt, at, direction=direction)
+    if direction is not None:
+        raise InputError("direction is for matrix-level tables (networks); a scalar table already has a "
+                         "tangent column dξ/dw for each parameter in wrt")
     graph = decompose(expr, share=share)
     wrt = as_symbols(wrt, "wrt", graph.leaves)
     check_wrt(graph.expr, wrt, [])

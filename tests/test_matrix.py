@@ -190,3 +190,105 @@ def test_naive_softmax_is_one_stable_node():
         np.testing.assert_allclose(grads["Z"], S * (Yv - (S * Yv).sum(1, keepdims=True)), atol=1e-14)
     d = rng.standard_normal((4, 3))
     assert f.jvp({"Z": d}, Z=Zv, Y=Yv)[1] == pytest.approx(np.sum(grads["Z"] * d), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------- the tangent column of matrix tables
+
+
+def _moved(at, direction, h):
+    return {k: (x + h * np.asarray(direction[k]) if k in direction else x) for k, x in at.items()}
+
+
+def _assert_tangents_are_central_differences(L, wrt, at, direction=None, eps=1e-6):
+    """Every node's tangent equals the central difference of that node's value along the table's
+    direction, the values at p ± εv read off the table itself."""
+    t = sg.table(L, wrt=wrt, at=at, direction=direction)
+    v = t.direction
+    plus = sg.table(L, wrt=wrt, at=_moved(at, v, eps), direction=v)
+    minus = sg.table(L, wrt=wrt, at=_moved(at, v, -eps), direction=v)
+    assert len(t.rows) == len(plus.rows) == len(minus.rows)
+    for r, p, m in zip(t.rows, plus.rows, minus.rows):
+        assert r.name == p.name == m.name and r.definition == p.definition
+        fd = (np.asarray(p.value, float) - np.asarray(m.value, float)) / (2 * eps)
+        assert np.shape(r.tangent) == np.shape(r.value), r.name
+        np.testing.assert_allclose(r.tangent, fd, rtol=1e-6, atol=1e-7, err_msg="%s = %s" % (r.name, r.definition))
+    return t
+
+
+def test_matrix_table_tangents_are_central_differences_of_every_node():
+    (X, Y), params, Z2 = network(n_in=3, n_hidden=4, n_out=3)
+    L = (sp.Trace(sp.OneMatrix(1, B) * (Z2.applyfunc(sp.exp) * sp.OneMatrix(3, 1)).applyfunc(sp.log))
+         - sp.Trace(Y.T * Z2)) / B
+    at = values(9, batch=5, n_in=3, n_hidden=4, n_out=3)
+    t = _assert_tangents_are_central_differences(L, list(params), at)
+    # the default direction: seeded, random, of unit length over all parameters together
+    assert t.direction_note == "a random unit direction (seed 0)"
+    assert set(t.direction) == {"W1", "b1", "W2", "b2"}
+    assert sum(float(np.sum(np.square(d))) for d in t.direction.values()) == pytest.approx(1.0, rel=1e-12)
+    again = sg.table(L, wrt=list(params), at=at)
+    for k in t.direction:
+        np.testing.assert_array_equal(again.direction[k], t.direction[k])
+    # the output's tangent is the slope of L along v: ⟨∇L, v⟩, and what jvp says
+    slope = sum(float(np.vdot(t.gradient[k], t.direction[k])) for k in t.direction)
+    assert float(t.rows[-1].tangent) == pytest.approx(slope, rel=1e-12)
+    f = sg.compile(L, wrt=list(params), args=[X, Y])
+    assert f.jvp(t.direction, **at)[1] == pytest.approx(slope, rel=1e-12)
+    assert "lse_rows" in [r.op for r in t.rows]
+    # nodes v does not move have tangent zero (1/B here)
+    assert np.all(np.asarray(next(r for r in t.rows if r.definition == "1/B").tangent) == 0)
+
+
+def test_matrix_table_tangents_with_a_scalar_parameter_and_a_given_direction():
+    X, Y = sp.MatrixSymbol("X", B, 2), sp.MatrixSymbol("Y", B, 2)
+    W, b, alpha = sp.MatrixSymbol("W", 2, 2), sp.MatrixSymbol("b", 1, 2), sp.Symbol("alpha")
+    A = (X * W + sp.OneMatrix(B, 1) * b).applyfunc(lambda s: sp.tanh(alpha * s))
+    L = sp.Trace((A - Y).T * (A - Y)) / B + alpha ** 2
+    rng = np.random.default_rng(4)
+    at = {"X": rng.standard_normal((3, 2)), "Y": rng.standard_normal((3, 2)), "W": rng.standard_normal((2, 2)),
+          "b": rng.standard_normal((1, 2)), "alpha": 0.8}
+    _assert_tangents_are_central_differences(L, [W, b, alpha], at)
+    t = _assert_tangents_are_central_differences(L, [W, b, alpha], at, direction={alpha: 1.0})
+    assert t.direction == {"W": pytest.approx(np.zeros((2, 2))), "b": pytest.approx(np.zeros((1, 2))), "alpha": 1.0}
+    # along alpha alone the output's tangent is dL/dalpha, and nodes alpha does not reach stay 0
+    assert float(t.rows[-1].tangent) == pytest.approx(t.gradient["alpha"], rel=1e-12)
+    xw = next(r for r in t.rows if r.op == "mm")
+    assert np.all(np.asarray(xw.tangent) == 0)
+    assert "the given direction v: v_W = [[0., 0.], [0., 0.]], v_b = [[0., 0.]], v_alpha = 1" in str(t)
+
+
+def test_matrix_table_renders_the_tangent_column_everywhere():
+    X, w = sp.MatrixSymbol("X", B, 2), sp.MatrixSymbol("w", 2, 1)
+    t = sg.table(sp.Trace((X * w).T * (X * w)), wrt=[w], at={X: np.eye(2), w: np.array([[1.0], [2.0]])},
+                 direction={"w": [[1.0], [0.0]]})
+    assert [np.asarray(r.tangent).tolist() for r in t.rows] == [[[1.0], [0.0]], 2.0]
+    assert t.rows[1][4] == 5 and t.rows[1].value == 5  # rows are still tuples: row[4] is the value
+    md = t.to_markdown()
+    assert md.splitlines()[0] == "| ξ | definition | shape | value | dξ/dv | dL/dξ |"
+    assert "| ξ2 | frob(ξ1, ξ1) | () | 5 | 2 | 1 |" in md
+    assert "dξ/dv: tangents along the given direction v: v_w = [[1.], [0.]]; dL/dv = ⟨∇L, v⟩ = 2" in md
+    text = str(t)
+    assert text.splitlines()[0].split() == ["ξ", "definition", "shape", "value", "dξ/dv", "dL/dξ"]
+    assert "dL/dv = ⟨∇L, v⟩ = 2" in text
+    html = t.to_html()
+    assert "<th>dξ/dv</th>" in html and "<td>[[1.], [0.]]</td>" in html and "given direction" in html
+    latex = t.to_latex()
+    assert r"\begin{tabular}{llllll}" in latex and r"d$\xi$/dv" in latex
+    data = __import__("json").loads(t.to_json())
+    assert [n["tangent"] for n in data["nodes"]] == [[[1.0], [0.0]], 2.0]
+    assert data["direction"] == {"w": [[1.0], [0.0]]} and data["direction_note"] == "the given direction v"
+
+
+def test_matrix_table_direction_errors():
+    X, w = sp.MatrixSymbol("X", B, 2), sp.MatrixSymbol("w", 2, 1)
+    L, at = sp.Trace((X * w).T * (X * w)), {X: np.eye(2), w: np.array([[1.0], [2.0]])}
+    with pytest.raises(sg.InputError, match=r"direction given for 'X', which is not a parameter; parameters: w"):
+        sg.table(L, wrt=[w], at=at, direction={X: np.eye(2)})
+    with pytest.raises(sg.InputError, match=r"the direction of 'w' has shape \(2,\) but 'w' has shape \(2, 1\)"):
+        sg.table(L, wrt=[w], at=at, direction={"w": [1.0, 0.0]})
+    with pytest.raises(sg.InputError, match="direction must be a dict"):
+        sg.table(L, wrt=[w], at=at, direction=[1.0, 0.0])
+    with pytest.raises(sg.InputError, match="contains nan or inf"):
+        sg.table(L, wrt=[w], at=at, direction={"w": [[np.nan], [0.0]]})
+    x = sp.Symbol("x")
+    with pytest.raises(sg.InputError, match="direction is for matrix-level tables"):
+        sg.table(x ** 2, wrt=[x], at={x: 1}, direction={"x": 1.0})
