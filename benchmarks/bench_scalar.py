@@ -43,12 +43,14 @@ def contenders(n):
     f_sig = sg.compile(sg_loss, wrt=[w], args=[x, y])
     f_nocheck = sg.compile(loss, wrt=[w], args=[x, y], check_finite=False)
     g = f.functions["grad"]
+    gb = f.variants["batch"].functions["grad"]  # what f.grad runs for float64 data arrays and a float w
     d = sp.lambdify([x, y, w], sp.diff(loss, w), modules="numpy", cse=True)
     out = {
         "hand NumPy  sum((s-y)*x)": hand,
         "symgrad f.grad": lambda: f.grad(x=X, y=Y, w=w0),
         "symgrad f.grad, check_finite=False": lambda: f_nocheck.grad(x=X, y=Y, w=w0),
         "symgrad generated grad() alone": lambda: g(X, Y, w0),
+        "symgrad batch-variant grad() alone": lambda: gb(X, Y, np.float64(w0)),
         "symgrad f.grad, rewrite=False": lambda: f_raw.grad(x=X, y=Y, w=w0),
         "symgrad f.grad, sg.sigmoid form": lambda: f_sig.grad(x=X, y=Y, w=w0),
         "symgrad f.value_and_grad": lambda: f.value_and_grad(x=X, y=Y, w=w0),

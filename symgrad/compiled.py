@@ -14,11 +14,13 @@ from __future__ import annotations
 import builtins
 import math
 import difflib
+import operator
 
 import numpy as np
 import sympy as sp
 
-from .emit import generate, short_text
+from .emit import generate
+from .variants import generate_batch, generate_point
 from .errors import InputError
 from .graph import decompose
 from .ir import MatLeaf
@@ -33,6 +35,10 @@ __all__ = ["CompiledFunction", "compile", "as_symbols", "free_symbols"]  # the l
 def _plain(v):
     """A 0-d result as a Python float, arrays unchanged."""
     return float(v) if np.ndim(v) == 0 else v
+
+
+_FLOATS = frozenset({float})
+_FLOATLIKE = frozenset({float, int, np.float64})  # read as float64 scalars by the NumPy path too
 
 
 class CompiledFunction:
@@ -84,6 +90,12 @@ class CompiledFunction:
         self._out_size = None
         if self.matrix and self.graph.shape(self.graph.output):
             self._out_size = self.graph.shape(self.graph.output)
+        # Scalar path: the point and batch variants (symgrad.emit), built on first use (False: none).
+        self._point = self._batch = None if not self.matrix else False
+        self._name_set = frozenset(self.names)
+        self._get = operator.itemgetter(*self.names) if len(self.names) > 1 else None
+        self._data_slots = tuple(i for i, p in enumerate(self.args) if p in self._leaves)
+        self._param_slots = tuple(range(len(self.args), len(self.params)))
 
     @property
     def source(self) -> str:
@@ -99,6 +111,76 @@ class CompiledFunction:
     def functions(self) -> dict:
         """The generated functions (``inspect.getsource`` works on them)."""
         return self.module.functions
+
+    @property
+    def variants(self) -> dict:
+        """The scalar path's specialised modules (built now if not yet): ``"point"`` runs when
+        every input is a finite Python float (``math`` on floats), ``"batch"`` when every
+        argument is a float64 array of one shape and every parameter a float64 scalar (in-place
+        temporaries, dot-product gradients); None where there is none (a matrix expression, a
+        function without float code, no argument)."""
+        if self._point is None:
+            self._point = generate_point(self.sweeps, self._ir_args) or False
+        if self._batch is None:
+            self._batch = generate_batch(self.sweeps, self._ir_args) or False
+        return {"point": self._point or None, "batch": self._batch or None}
+
+    def _point_call(self, kind, args, values):
+        """The point variant's result when every value is a finite Python float (ints and
+        np.float64 are read as floats, as the NumPy path reads them), all given by name or all
+        by position; None otherwise, and None when the float program raises (math.log(0), an
+        overflow, 1/0) or gives a non-finite result: the NumPy program then runs, so results,
+        NaN/inf and errors are always the NumPy path's."""
+        if values:
+            if args or values.keys() != self._name_set:
+                return None
+            b = self._get(values) if self._get is not None else (values[self.names[0]],)
+        elif len(args) == len(self.names) and args:
+            b = args
+        else:
+            return None
+        kinds = set(map(type, b))
+        try:
+            if kinds != _FLOATS:
+                if not kinds <= _FLOATLIKE:
+                    return None
+                b = tuple(map(float, b))
+            if not math.isfinite(sum(b)):
+                return None
+            if self._point is None:
+                self._point = generate_point(self.sweeps, self._ir_args) or False
+            if not self._point:
+                return None
+            r = self._point.functions[kind](*b)
+            if not math.isfinite(sum(r) if kind == "grad" else r[0] + sum(r[1]) if kind == "reverse" else r):
+                return None
+        except (ArithmeticError, ValueError):
+            return None
+        return r
+
+    def _batch_fn(self, kind, bound):
+        """The batch variant's function when the bound values fit it: every argument the
+        expression reads a float64 array of one shape (at least 1-D), every parameter a float64
+        scalar; else None (the general program runs)."""
+        if self._batch is False or not self._data_slots:
+            return None
+        shape = None
+        for i in self._data_slots:
+            v = bound[i]
+            if type(v) is not np.ndarray or v.dtype.type is not np.float64:
+                return None
+            if shape is None:
+                shape = v.shape
+            elif v.shape != shape:
+                return None
+        if not shape:
+            return None
+        for i in self._param_slots:
+            if type(bound[i]) is not np.float64:
+                return None
+        if self._batch is None:
+            self._batch = generate_batch(self.sweeps, self._ir_args) or False
+        return self._batch.functions[kind] if self._batch else None
 
     def __repr__(self) -> str:
         return "<symgrad compiled %s wrt %s, %d nodes>" % (
@@ -174,8 +256,13 @@ class CompiledFunction:
         return a if a.ndim else a[()]
 
     def __call__(self, /, *args, **values):
+        if self._point is not False:
+            r = self._point_call("value", args, values)
+            if r is not None:
+                return r
+        bound = self._bind(args, values)
         with np.errstate(all="ignore"):
-            value = self.functions["value"](*self._bind(args, values))
+            value = (self._batch_fn("value", bound) or self.functions["value"])(*bound)
         if self._out_size is not None:  # a matrix-valued output: the matrix itself
             return value
         return _plain(value)
@@ -191,9 +278,13 @@ class CompiledFunction:
 
     def value_and_grad(self, /, *args, **values):
         """(value, {name: gradient}) — value reduced like the gradients (sum or mean)."""
+        if self._point is not False:
+            r = self._point_call("reverse", args, values)
+            if r is not None:
+                return r[0], dict(zip(self._wrt_names, r[1]))
         bound = self._bind_unchecked(args, values)  # a NaN/inf input shows in the value: checked there
         with np.errstate(all="ignore"):
-            value, grads = self.functions["reverse"](*bound)
+            value, grads = (self._batch_fn("reverse", bound) or self.functions["reverse"])(*bound)
         if self.matrix and self._out_size is None:  # a network's loss: one number, gradients shaped already
             value = float(value)
             if self.check_finite and not math.isfinite(value):
@@ -221,9 +312,13 @@ class CompiledFunction:
         """{name: gradient of the (summed or averaged) value}, each shaped like its parameter.
 
         Runs the gradient-only program: values only the output needs are not computed."""
+        if self._point is not False:
+            r = self._point_call("grad", args, values)
+            if r is not None:  # one point: the batch has one sample, so "mean" divides by 1
+                return dict(zip(self._wrt_names, r))
         bound = self._bind_unchecked(args, values)
         with np.errstate(all="ignore"):
-            grads = self.functions["grad"](*bound)
+            grads = (self._batch_fn("grad", bound) or self.functions["grad"])(*bound)
         self._explain_nonfinite(bound, grads)
         if self.reduce == "mean":
             if self._out_size is not None:

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from . import ops_matrix as O
 from .errors import UnsupportedError
 from .ir import Xi, XiBar, XiDot, user_text
 from .naming import comment, docstring, identifier_names
@@ -75,7 +74,7 @@ def _softmax_rows(z):
 }
 
 # One-argument functions NumPy can compute into their argument's buffer (``out=``).
-_UFUNCS = {sp.exp: "exp", sp.tanh: "tanh", sp.log: "log", sp.sin: "sin", sp.cos: "cos", sp.sinh: "sinh",
+UFUNCS = {sp.exp: "exp", sp.tanh: "tanh", sp.log: "log", sp.sin: "sin", sp.cos: "cos", sp.sinh: "sinh",
            sp.cosh: "cosh", sp.atan: "arctan", sp.Abs: "absolute"}
 
 
@@ -90,7 +89,7 @@ class Module:
     filename: str
 
 
-class _Names(dict):
+class Names(dict):
     """Symbol -> identifier; ξ's, tangents and adjoints are named on first use."""
 
     def __init__(self, leaf_names):
@@ -111,7 +110,7 @@ class _Names(dict):
         return name
 
 
-def _strip(code: str) -> str:
+def strip_parens(code: str) -> str:
     """``(a @ b)`` at the top of a statement loses its parentheses."""
     if code.startswith("(") and code.endswith(")"):
         depth = 0
@@ -124,17 +123,17 @@ def _strip(code: str) -> str:
     return code
 
 
-def _rhs(printer, a) -> str:
+def rhs(printer, a) -> str:
     """An accumulation prints as ``previous + term`` (or ``- term``): one array operation per term."""
     if not a.acc:
-        return _strip(printer.doprint(a.expr))
+        return strip_parens(printer.doprint(a.expr))
     prev, term = a.acc
     if term.could_extract_minus_sign():
         return "%s - %s" % (printer.doprint(prev), printer.parenthesize(-term, 50))
     return "%s + %s" % (printer.doprint(prev), printer.parenthesize(term, 40))
 
 
-def _merge(program) -> list:
+def merge_accumulations(program) -> list:
     """``t = A`` followed by ``t = t ± B`` is one statement ``t = A ± B``: NumPy then updates A's
     fresh temporary in place instead of allocating another array."""
     out, i = [], 0
@@ -155,7 +154,7 @@ def _line(printer, a, names, buffer=None) -> list:
     t = printer._print(a.target)
     note = comment(a.note)
     if buffer is None:
-        return ["    %s = %s  # %s" % (t, _rhs(printer, a), note)]
+        return ["    %s = %s  # %s" % (t, rhs(printer, a), note)]
     scratch = None
     if isinstance(buffer, tuple):
         buffer, scratch = buffer
@@ -174,13 +173,13 @@ def _line(printer, a, names, buffer=None) -> list:
         op = "+=" if e.is_Add else "*="
         if e.is_Add and rest.could_extract_minus_sign():
             op, rest = "-=", -rest
-        return ["    %s = %s  # %s (in place)" % (t, b, note), "    %s %s %s" % (t, op, _strip(printer.doprint(rest)))]
-    if e.func in _UFUNCS:
-        return ["    %s = np.%s(%s, out=%s)  # %s (in place)" % (t, _UFUNCS[e.func], b, b, note)]
+        return ["    %s = %s  # %s (in place)" % (t, b, note), "    %s %s %s" % (t, op, strip_parens(printer.doprint(rest)))]
+    if e.func in UFUNCS:
+        return ["    %s = np.%s(%s, out=%s)  # %s (in place)" % (t, UFUNCS[e.func], b, b, note)]
     if e.func.__name__ == "sigmoid":
         return ["    np.negative(%s, out=%s)" % (b, b), "    np.exp(%s, out=%s)" % (b, b), "    %s += 1.0" % b,
                 "    %s = np.reciprocal(%s, out=%s)  # %s (in place)" % (t, b, b, note)]
-    return ["    %s = %s  # %s" % (t, _rhs(printer, a), note)]
+    return ["    %s = %s  # %s" % (t, rhs(printer, a), note)]
 
 
 def _into(printer, e, c):
@@ -211,19 +210,19 @@ def _into(printer, e, c):
             return None
         fn = "np.add" if e.is_Add else "np.multiply"
         return inner + ["%s(%s, %s, out=%s)" % (fn, name, printer._print(rest), name)]
-    if e.func in _UFUNCS and len(e.args) == 1:
+    if e.func in UFUNCS and len(e.args) == 1:
         inner = _into(printer, e.args[0], c)
-        return None if inner is None else inner + ["np.%s(%s, out=%s)" % (_UFUNCS[e.func], name, name)]
+        return None if inner is None else inner + ["np.%s(%s, out=%s)" % (UFUNCS[e.func], name, name)]
     return None
 
 
 def _inplace_ok(a) -> bool:
     e = a.expr
-    return e.is_Add or e.is_Mul or e.func in _UFUNCS or e.func.__name__ == "sigmoid"
+    return e.is_Add or e.is_Mul or e.func in UFUNCS or e.func.__name__ == "sigmoid"
 
 
-def _lines(printer, program, names, inputs=(), results=(), shape=None) -> list:
-    program = _merge(program)
+def statement_lines(printer, program, names, inputs=(), results=(), shape=None) -> list:
+    program = merge_accumulations(program)
     plan = {}
     if shape is not None:
         plan = plan_inplace(program, set(inputs), results, shape)
@@ -266,7 +265,7 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Modu
     graph = sw.graph
     matrix = graph.is_matrix
     params = list(args) + list(sw.wrt)
-    names = _Names(identifier_names(params + list(graph.dims)))
+    names = Names(identifier_names(params + list(graph.dims)))
     printer = CodePrinter(names)
     sig = ", ".join(names[p] for p in params)
     head = []
@@ -295,7 +294,7 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Modu
     out_expr = graph.output.xreplace(subst) if subst else graph.output
     out = printer.doprint(out_expr)
 
-    value_lines = _lines(printer, values, names, inputs, [out_expr], shape)
+    value_lines = statement_lines(printer, values, names, inputs, [out_expr], shape)
     value_src = "def value(%s):\n%s\n    return %s\n" % (sig, "\n".join(head + value_lines), out)
 
     # A partial that repeats a value the forward pass computed reads it instead (tan' = 1 + tan**2
@@ -315,12 +314,12 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Modu
             if g is None:
                 results.append("np.zeros(np.shape(%s))" % names[w] if graph.shape(w) else "0.0")
             elif not graph.shape(w):
-                results.append("float(%s)" % _strip(printer.doprint(g)))
+                results.append("float(%s)" % strip_parens(printer.doprint(g)))
             elif _fresh(g, targets) and g not in handed:  # W1 + W2: one adjoint, two gradients of their own
                 results.append(printer.doprint(g))
                 handed.add(g)
             else:  # a view or another variable: the caller gets an array of its own
-                results.append("np.array(%s, dtype=np.result_type(%s, float))" % (_strip(printer.doprint(g)),
+                results.append("np.array(%s, dtype=np.result_type(%s, float))" % (strip_parens(printer.doprint(g)),
                                                                                     names[w]))
         grads = grads_only = ", ".join(results)
         returned = [g for g in adjoints if g is not None]
@@ -331,14 +330,14 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Modu
         grads_only = ", ".join("_sum_to(%s, %s, _batch)" % (printer.doprint(g), names[w])
                                for g, w in zip(adjoints, sw.wrt))
         returned = adjoints
-    body = _lines(printer, values + reverse, names, inputs, [out_expr] + returned, shape)
+    body = statement_lines(printer, values + reverse, names, inputs, [out_expr] + returned, shape)
     if tape:
         grads = "locals()"
     reverse_src = "def value_and_grad(%s):\n%s\n    return %s, (%s,)\n" % (sig, "\n".join(head + body), out, grads)
 
     # The gradient alone: no value that only the output needs (logs of a loss, say) is computed.
     kept = needed(values, reverse, returned)
-    gbody = _lines(printer, kept + reverse, names, inputs, returned, shape)
+    gbody = statement_lines(printer, kept + reverse, names, inputs, returned, shape)
     if matrix:
         grad_src = "def grad(%s):\n%s\n    return (%s,)\n" % (sig, "\n".join(head + gbody), grads_only)
     else:
@@ -353,12 +352,12 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Modu
     by_target = {a.target: a for a in sw.forward}
     fwd, known = [], {}
     for n, a in zip(graph.nodes, sw.values):
-        fwd += _lines(printer, [a], names)
+        fwd += statement_lines(printer, [a], names)
         known[a.expr] = a.target  # only values computed so far can be reused
         t = sw.tangent.get(n.symbol)
         if t in by_target:  # a tangent that aliases an earlier one is not recomputed
             d = by_target.pop(t)
-            fwd += _lines(printer, [Assign(d.target, d.expr.xreplace(known), d.note)], names)
+            fwd += statement_lines(printer, [Assign(d.target, d.expr.xreplace(known), d.note)], names)
     t_out = sw.tangent.get(graph.output)
     tangent_out = printer.doprint(t_out if t_out is not None else sp.S.Zero)
     dots = ", ".join(printer._print(sw.seeds[w]) for w in sw.wrt)
@@ -371,18 +370,18 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Modu
     for h in sorted(printer.helpers):
         source += HELPERS[h]
     source = source.rstrip("\n") + "\n\n\n" + "\n\n".join((value_src, reverse_src, grad_src, forward_src))
-    return _assemble(source, {"value": value_src, "reverse": reverse_src, "grad": grad_src, "forward": forward_src},
+    return assemble(source, {"value": value_src, "reverse": reverse_src, "grad": grad_src, "forward": forward_src},
                      names)
 
 
-def _assemble(source, sources, names) -> Module:
+def assemble(source, sources, names) -> Module:
     """Compile the module, register its source for ``inspect``, release it with the functions."""
     filename = "<symgrad-%s>" % hashlib.sha1(source.encode()).hexdigest()[:12]
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict = {}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated, escaped source
-    functions = {"value": namespace["value"], "reverse": namespace["value_and_grad"],
-                 "grad": namespace["grad"], "forward": namespace["jvp"]}
+    functions = {kind: namespace[fn] for kind, fn in (("value", "value"), ("reverse", "value_and_grad"),
+                                                       ("grad", "grad"), ("forward", "jvp")) if fn in namespace}
     _release_with(functions["value"], filename)
     return Module(source, sources, functions, dict(names), filename)
 

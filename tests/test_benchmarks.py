@@ -14,6 +14,7 @@ BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmar
     ("opcount.py", ["--names", "exp,tanh,lecture_logistic_loss"], "worst reverse/value ratio"),
     ("bench_build.py", ["--depths", "2,3", "--naive-max-depth", "2"], "naive/sg"),
     ("bench_build.py", ["--depths", "2", "--naive-max-depth", "0", "--placeholder-notes"], "compile"),
+    ("bench_point.py", ["--quick"], "symgrad f.grad (Python floats)"),
     ("bench_network.py", ["--quick"], "ratio"),
     ("bench_memory.py", ["--quick"], "ratio symgrad / careful hand"),
 ])
