@@ -1,29 +1,42 @@
 """The command line: ``symgrad table|grad|code "EXPR" ...``; user errors are one line on stderr.
 
 Exit codes: 0 success, 2 a usage or input error (``symgrad: error: ...``), 1 a bug in
-symgrad (``symgrad: internal error: ... (please report)``).
+symgrad (``symgrad: internal error: ... (please report)``), 141 the reader of the output
+left early (``symgrad table ... | head -1``), as for a program ended by SIGPIPE.
 
->>> main(["grad", "x**2*w", "--wrt", "w", "--at", "x=3,w=1"])
+>>> main(["grad", "x**2*w", "--wrt", "w", "--at", "x=3", "--at", "w=1"])
 value = 9.0
 dL/dw = 9.0
 0
 """
 
 import argparse
+import ast
+import contextlib
 import difflib
 import json
 import math
 import os
+import re
 import sys
+import unicodedata
+
+import sympy as sp
 
 from . import __version__, compile as compile_expr, table as make_table
 from .errors import InputError, SymgradError
-from .parse import parse_expr, parse_symbols, parse_values
+from .parse import parse_expr, parse_large_expr, parse_symbols, parse_values
 
 COMMANDS = ("table", "grad", "code")
 TABLE_FORMATS = ("text", "markdown", "latex", "json", "html")
 MODES = ("reverse", "forward")
 LECTURE = '"-y*log(1/(1+exp(-w*x)))"'
+EXPR_HELP = (f"the expression, e.g. {LECTURE}; one starting with - may also follow --, as in "
+             "-- -x*w; - reads it from standard input, @FILE from a file (any length; line "
+             "breaks are spaces, # starts a comment)")
+# What an output stream that cannot show them gets instead (the rest: Greek names, NFKD, '?').
+ASCII = {"∂": "d", "≈": "~", "─": "-", "—": "--", "…": "...", "·": "*", "×": "*", "≤": "<=",
+         "≥": ">=", "→": "->", "√": "sqrt"}
 
 
 class _UsageError(Exception):
@@ -33,6 +46,10 @@ class _UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise _UsageError(message)
+
+    def _print_message(self, message, file=None):  # --help, --version: ASCII where needed
+        if message:
+            _write(file or sys.stderr, message, end="")
 
 
 def build_parser():
@@ -44,34 +61,40 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="{table,grad,code}", parser_class=_Parser)
     commands.required = True
 
-    def command(name, help_text, example):
+    def command(name, help_text, example, at=True):
         sub = commands.add_parser(name, help=help_text, description=help_text,
                                   epilog=f"example: symgrad {name} {example}")
-        sub.add_argument("expr", metavar="EXPR", help="the expression, e.g. " + LECTURE)
-        sub.add_argument("--wrt", required=True, metavar="W[,W2...]",
-                         help="symbols to differentiate with respect to, comma-separated")
+        sub.add_argument("expr", nargs="?", metavar="EXPR", help=EXPR_HELP)
+        sub.add_argument("-e", "--expr", dest="expr_option", metavar="EXPR",
+                         help="the expression as an option, instead of EXPR")
+        sub.add_argument("--wrt", required=True, action="append", metavar="W[,W2...]",
+                         help="symbols to differentiate with respect to, comma-separated; "
+                         "may be repeated: --wrt w --wrt b is --wrt w,b")
+        if at:
+            sub.add_argument("--at", required=True, action="append", metavar="NAME=VALUE,...",
+                             help="the point: a number for every symbol and no other, e.g. "
+                             "x=3,y=1,w=1/3; may be repeated: --at x=3 --at y=1 is --at x=3,y=1")
         return sub
 
     table = command("table", "print the ξ derivative table at a point",
                     f"{LECTURE} --wrt w --at x=3,y=1,w=3 --format markdown")
-    table.add_argument("--at", required=True, metavar="NAME=VALUE,...",
-                       help="the point: a number for every symbol, e.g. x=3,y=1,w=1/3")
     table.add_argument("--format", choices=TABLE_FORMATS, default="text")
     table.add_argument("--float", action="store_true",
                        help="evaluate with floats instead of exact SymPy numbers")
 
-    grad = command("grad", "print the value and gradient at a point",
-                   f"{LECTURE} --wrt w --at x=3,y=1,w=3 --mode forward")
-    grad.add_argument("--at", required=True, metavar="NAME=VALUE,...",
-                      help="the point: a number for every symbol, e.g. x=3,y=1,w=1/3")
+    grad = command("grad", "print the value and gradient at a point (an error where one is "
+                   "not finite)", f"{LECTURE} --wrt w --at x=3,y=1,w=3 --mode forward")
     grad.add_argument("--mode", choices=MODES, default="reverse",
                       help="reverse: one backward sweep; forward: one tangent sweep per --wrt")
     grad.add_argument("--format", choices=("text", "json"), default="text")
 
-    code = command("code", "print the generated NumPy source", f"{LECTURE} --wrt w --args x,y")
+    code = command("code", "print the generated NumPy module, ready to run",
+                   f"{LECTURE} --wrt w --args x,y", at=False)
     code.add_argument("--args", metavar="A[,B...]",
                       help="the other inputs, in order (default: the remaining symbols, sorted)")
-    code.add_argument("--mode", choices=MODES, default="reverse")
+    code.add_argument("--mode", choices=("all", *MODES), default="all",
+                      help="all: the whole module (value, value_and_grad, grad, jvp); reverse: "
+                      "value_and_grad only, forward: jvp only, each with what it needs")
     return parser
 
 
@@ -84,14 +107,15 @@ def main(argv=None):
             args = build_parser().parse_args(_protect_expressions(argv))
         except SystemExit as done:  # --help and --version print, then exit cleanly
             return done.code or 0
-        print(RUN[args.command](args))
+        _write(sys.stdout, RUN[args.command](args), table=args.command == "table")
         return 0
     except (SymgradError, _UsageError) as exc:
         _complain("error", exc)
         return 2
-    except BrokenPipeError:  # the reader left early, e.g. `symgrad table ... | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush is quiet
-        return 1
+    except BrokenPipeError:  # the reader left early, e.g. `symgrad table ... | head -1`
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # so exit's flush is quiet
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         _complain("error", "interrupted")
         return 130
@@ -101,7 +125,45 @@ def main(argv=None):
 
 
 def _complain(kind, message):
-    print(f"symgrad: {kind}: {' '.join(str(message).split())}", file=sys.stderr)
+    _write(sys.stderr, f"symgrad: {kind}: {' '.join(str(message).split())}")
+
+
+def _write(stream, text, table=False, end="\n"):
+    """Print ``text``, in ASCII (xi1 for ξ1) where the stream cannot encode it."""
+    try:
+        text.encode(getattr(stream, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        text = _ascii_table(text) if table else _ascii(text)
+    stream.write(text + end)
+    stream.flush()  # here, so that a broken pipe is met inside main()
+
+
+def _ascii(text):
+    def one(char):
+        if char in ASCII:
+            return ASCII[char]
+        name = unicodedata.name(char, "")
+        if name.startswith(("GREEK SMALL LETTER ", "GREEK CAPITAL LETTER ")):
+            word = name.split()[-1].lower()
+            return word if "SMALL" in name else word.capitalize()
+        plain = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+        return plain or "?"
+    return "".join(c if c < "\x80" else one(c) for c in text)
+
+
+def _ascii_table(text):
+    """``_ascii`` for an aligned text table (its second line a ─ rule), realigned."""
+    lines = text.split("\n")
+    if len(lines) < 2 or not lines[1].startswith("─"):
+        return _ascii(text)
+    starts = [m.start() for m in re.finditer("─+", lines[1])]
+    end = lines.index("") if "" in lines else len(lines)
+    rows = [[_ascii(line[a:b].rstrip()) for a, b in zip(starts, starts[1:] + [None])]
+            for line in lines[:end]]
+    widths = [max(len(r[i]) for k, r in enumerate(rows) if k != 1) for i in range(len(starts))]
+    rows[1] = ["-" * wd for wd in widths]
+    table = ["  ".join(c.ljust(wd) for c, wd in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(table + [_ascii(line) for line in lines[end:]])
 
 
 def _check_command(argv):
@@ -120,24 +182,84 @@ def _protect_expressions(argv):
     """Keep an expression such as "-y*log(x)" from being read as an option.
 
     argparse treats any word starting with '-' as an option, except words containing a
-    space; symgrad has no one-dash options but -h, so a leading space is added (and
-    stripped again by the parser).
+    space; symgrad's only one-dash options are -h and -e, so other such words get a leading
+    space (stripped again by the parser). The word after -e, --expr or -- is always the
+    expression ('--' itself is dropped, so options may follow it).
     """
-    return [" " + a if a.startswith("-") and not a.startswith("--") and a != "-h" and a != "-"
-            else a for a in argv]
+    out, words = [], iter(argv)
+    for word in words:
+        if word in ("--", "-e", "--expr"):
+            expr = next(words, None)
+            out += ([] if word == "--" else [word]) + ([] if expr is None else [_protect(expr)])
+        else:
+            out.append(word if word.startswith("--") or word in ("-h", "-e") else _protect(word))
+    return out
 
 
-def _point(expr, at_text):
-    """Parse --at and check it gives a value for every symbol of the expression."""
-    at = parse_values(at_text)
-    given = {s.name for s in at}
-    missing = sorted(s.name for s in expr.free_symbols if s.name not in given)
+def _protect(word):
+    return " " + word if word.startswith("-") and word != "-" else word
+
+
+def _expression(args):
+    """The expression, from EXPR or -e: its text, standard input (-) or a file (@FILE)."""
+    given = [e for e in (args.expr, args.expr_option) if e is not None]
+    if len(given) != 1:
+        raise _UsageError("the expression is given twice (as EXPR and as -e); give it once"
+                          if given else "no expression given; write it after the command, "
+                          f"e.g. symgrad {args.command} {LECTURE} --wrt w ...")
+    text = given[0]
+    if text == "-":
+        stdin = getattr(sys.stdin, "buffer", None)
+        return parse_large_expr(_decode(stdin.read(), "standard input") if stdin else sys.stdin.read())
+    if text.startswith("@"):  # no expression starts with @ (it is only a binary operator)
+        try:
+            with open(text[1:], "rb") as file:
+                return parse_large_expr(_decode(file.read(), repr(text[1:])))
+        except OSError as exc:
+            raise InputError(f"cannot read the expression file {text[1:]!r}: "
+                             f"{exc.strerror or exc}") from None
+    return parse_expr(text)
+
+
+def _decode(data, where):
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{where} is not UTF-8 text (byte {exc.start})") from None
+
+
+def _wrt(args):
+    """The symbols of every --wrt, in order; one named twice counts once."""
+    merged = {}
+    for text in args.wrt:
+        merged.update((s.name, s) for s in parse_symbols(text))
+    return list(merged.values())
+
+
+def _point(expr, at_texts):
+    """Merge the --at options and check they give a value for each symbol, and only those."""
+    at, names = {}, {s.name: s for s in expr.free_symbols}
+    for text in at_texts:
+        for symbol, value in parse_values(text).items():
+            if symbol in at and (at[symbol] - value).is_zero is not True:
+                raise InputError(f"--at gives {symbol.name!r} two values, {_show(at[symbol])} "
+                                 f"and {_show(value)}; give it one")
+            at.setdefault(symbol, value)
+    for symbol in at:
+        if symbol.name not in names:
+            close = difflib.get_close_matches(symbol.name, list(names), 1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InputError(f"--at gives a value for {symbol.name!r}, which is not in the "
+                             f"expression{hint}; its symbols: {', '.join(sorted(names)) or 'none'}")
+    missing = sorted(n for n in names if names[n] not in at)
     if missing:
         raise InputError(f"--at gives no value for {', '.join(map(repr, missing))}; "
                          f"add {','.join(m + '=...' for m in missing)}")
-    used = {s.name for s in expr.free_symbols}
-    # A value for a symbol the expression lacks is harmless (as in symgrad.table).
-    return {s: v for s, v in at.items() if s.name in used}
+    return at
+
+
+def _show(number):
+    return sp.sstr(number, full_prec=False)
 
 
 def _float(name, value):
@@ -147,14 +269,9 @@ def _float(name, value):
     return number
 
 
-def _number(x, as_json):
-    x = float(x)
-    return None if as_json and not math.isfinite(x) else x
-
-
 def run_table(args):
-    expr = parse_expr(args.expr)
-    wrt = parse_symbols(args.wrt)
+    expr = _expression(args)
+    wrt = _wrt(args)
     at = _point(expr, args.at)
     if args.float:  # evaluated here so that pi/4 or exp(1) become floats like 0.25 does
         at = {s: v.evalf(17) for s, v in at.items()}
@@ -165,9 +282,10 @@ def run_table(args):
 
 
 def run_grad(args):
-    expr = parse_expr(args.expr)
-    wrt = parse_symbols(args.wrt)
-    values = {s.name: _float(s.name, v) for s, v in _point(expr, args.at).items()}
+    expr = _expression(args)
+    wrt = _wrt(args)
+    point = _point(expr, args.at)
+    values = {s.name: _float(s.name, v) for s, v in point.items()}
     fn = compile_expr(expr, wrt=[w.name for w in wrt])  # names: a typo gets a suggestion
     if args.mode == "reverse":
         value, gradient = fn.value_and_grad(**values)
@@ -175,23 +293,52 @@ def run_grad(args):
         gradient = {}
         for w in wrt:  # one forward sweep per parameter, each with a unit tangent
             value, gradient[w.name] = fn.jvp({w.name: 1.0}, **values)
-    as_json = args.format == "json"
-    value = _number(value, as_json)
-    gradient = {name: _number(g, as_json) for name, g in gradient.items()}
-    if as_json:
-        return json.dumps({"value": value, "gradient": gradient, "mode": args.mode}, indent=2)
-    return "\n".join([f"value = {value!r}", *(f"dL/d{n} = {g!r}" for n, g in gradient.items())])
+    results = {"value": float(value), **{f"dL/d{n}": float(g) for n, g in gradient.items()}}
+    bad = [f"{label} = {number!r}" for label, number in results.items() if not math.isfinite(number)]
+    if bad:  # as the table says of a node, with the point (the table refuses it too)
+        where = ", ".join(f"{s.name}={_show(v)}" for s, v in point.items())
+        bad = ", ".join(bad[:-1]) + " and " + bad[-1] if len(bad) > 1 else bad[0]
+        raise InputError(f"{bad} {'is' if ' and ' not in bad else 'are'} infinite or "
+                         f"undefined at the point {where}; choose a point inside the expression's domain")
+    if args.format == "json":
+        gradient = {name: results[f"dL/d{name}"] for name in gradient}
+        return json.dumps({"value": results["value"], "gradient": gradient, "mode": args.mode}, indent=2)
+    return "\n".join(f"{label} = {number!r}" for label, number in results.items())
 
 
 def run_code(args):
-    expr = parse_expr(args.expr)
-    wrt = parse_symbols(args.wrt)
+    expr = _expression(args)
+    wrt = _wrt(args)
     if args.args is None:
         others = sorted((s for s in expr.free_symbols if s not in wrt), key=lambda s: s.name)
     else:
         others = parse_symbols(args.args)
     fn = compile_expr(expr, wrt=[w.name for w in wrt], args=[s.name for s in others])
-    return fn.sources[args.mode].rstrip("\n")
+    if args.mode == "all":
+        return fn.source.rstrip("\n")
+    return _needed_by(fn.source, ast.parse(fn.sources[args.mode]).body[0].name)
+
+
+def _needed_by(source, function):
+    """The module ``source`` cut to ``function``, its imports and the definitions it uses."""
+    body, lines = ast.parse(source).body, source.split("\n")
+    defines = {}
+    for stmt in body:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt]
+        defines.update((getattr(t, "name", getattr(t, "id", None)), stmt) for t in targets)
+    keep, todo = set(), [function]
+    while todo:
+        stmt = defines.get(todo.pop())
+        if stmt is not None and id(stmt) not in keep:
+            keep.add(id(stmt))
+            todo += [n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)]
+    starts = [min([s.lineno] + [d.lineno for d in getattr(s, "decorator_list", [])]) - 1 for s in body]
+    out = []
+    for stmt, start, end in zip(body, starts, starts[1:] + [len(lines)]):  # with its blank lines
+        if id(stmt) in keep or isinstance(stmt, (ast.Import, ast.ImportFrom)) or \
+                stmt is body[0] and isinstance(stmt, ast.Expr):  # the imports and the docstring
+            out += lines[start:end]
+    return "\n".join(out).rstrip("\n")
 
 
 RUN = {"table": run_table, "grad": run_grad, "code": run_code}

@@ -282,7 +282,7 @@ class CompiledFunction:
             r = self._point_call("reverse", args, values)
             if r is not None:
                 return r[0], dict(zip(self._wrt_names, r[1]))
-        bound = self._bind_unchecked(args, values)  # a NaN/inf input shows in the value: checked there
+        bound = self._bind_unchecked(args, values)
         with np.errstate(all="ignore"):
             value, grads = (self._batch_fn("reverse", bound) or self.functions["reverse"])(*bound)
         if self.matrix and self._out_size is None:  # a network's loss: one number, gradients shaped already
@@ -294,13 +294,9 @@ class CompiledFunction:
         return self._reduced(value, grads)
 
     def _bind_unchecked(self, args, values) -> list:
-        """``_bind`` without the NaN/inf scan of every input: callers check the result instead
-        (one look at a parameter-sized result per call) and call ``_explain_nonfinite``."""
-        check, self.check_finite = self.check_finite, False
-        try:
-            return self._bind(args, values)
-        finally:
-            self.check_finite = check
+        """``_bind``, with every input checked: a NaN or inf input is an error even where a
+        Piecewise branch hides it from the result (one fast sum per array input)."""
+        return self._bind(args, values)
 
     def _explain_nonfinite(self, bound, results) -> None:
         """If a result is not finite, raise InputError naming a non-finite input, if there is one."""

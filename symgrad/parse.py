@@ -14,6 +14,9 @@ Limits (module constants, so a caller may adjust them):
 - ``MAX_EXACT_DIGITS``: exact numbers (``2**10**6``, ``gamma(10**6)``) with more digits
   are refused before they are computed, instead of hanging.
 
+:func:`parse_large_expr`, for text read from a file, allows ``LARGE_MAX_LENGTH`` characters
+and a top-level sum of any number of terms.
+
 >>> parse_expr("-y*log(1/(1 + exp(-w*x)))")
 -y*log(1/(1 + exp(-w*x)))
 >>> parse_symbols("w1, w2")
@@ -25,10 +28,12 @@ Limits (module constants, so a caller may adjust them):
 import ast
 import builtins
 import difflib
+import io
 import itertools
 import keyword
 import math
 import re
+import tokenize
 import unicodedata
 
 import sympy as sp
@@ -38,6 +43,7 @@ from . import functions as F
 from .functions import ACTIVATIONS
 
 MAX_LENGTH = 50_000
+LARGE_MAX_LENGTH = 10_000_000  # parse_large_expr, for files
 MAX_DEPTH = 100
 # Python refuses to print integers over 4,300 digits (sys.get_int_max_str_digits), so a
 # table could not even show a larger exact number.
@@ -105,7 +111,15 @@ def parse_expr(text):
     ...
     symgrad.errors.ParseError: '^' is not a power in Python syntax ('x^2'); use ** for powers, e.g. x**2
     """
-    source = _check_text(text)
+    return _parse(text)
+
+
+class _ChainTooLong(ParseError):
+    """Python's parser ran out of stack on a long chain (parse_large_expr then splits the sum)."""
+
+
+def _parse(text, large=False):
+    source = _check_text(text, large)
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
@@ -113,9 +127,9 @@ def parse_expr(text):
     except (RecursionError, MemoryError):
         # CPython builds the ast recursively: a chain of a few thousand operators or a few
         # thousand unary minus signs exhausts it.
-        raise ParseError("expression is too long or too deeply nested for Python's parser "
-                         "(more than about 3,000 operators in one chain); split it into "
-                         "parts or build it with SymPy in Python") from None
+        raise _ChainTooLong("expression is too long or too deeply nested for Python's parser "
+                            "(more than about 3,000 operators in one chain); split it into "
+                            "parts or build it with SymPy in Python") from None
     except ValueError as exc:  # e.g. null bytes on older Pythons
         raise ParseError(f"cannot parse the expression: {exc}") from None
     return _Builder(source).build(tree.body)
@@ -219,12 +233,70 @@ def _split_top_level_commas(text):
     return items
 
 
-def _check_text(text):
+def parse_large_expr(text):
+    """:func:`parse_expr` for an expression read from a file: up to ``LARGE_MAX_LENGTH``
+    characters, line breaks are spaces and ``#`` starts a comment to the end of its line (so
+    a sum may be written one term per line), and a top-level sum of any number of terms is
+    parsed in parts of ``_PART_TERMS`` terms (Python's parser refuses a chain of more than
+    about 3,000 operators).
+
+    >>> parse_large_expr("+".join(f"x{i}" for i in range(5000))) == sp.Add(*sp.symbols("x0:5000"))
+    True
+    >>> parse_large_expr("2*x  # the linear term\\n - y**2")
+    2*x - y**2
+    """
+    if isinstance(text, str):
+        text = " ".join(line.partition("#")[0] for line in text.splitlines())
+    try:
+        return _parse(text, large=True)
+    except _ChainTooLong:
+        starts = _term_starts(text.strip())
+        if starts is None or len(starts) <= _PART_TERMS:
+            raise
+    source, parts = text.strip(), starts[::_PART_TERMS] + [None]
+    return sp.Add(*(_parse(source[a:b], large=True) for a, b in zip(parts, parts[1:])))
+
+
+_PART_TERMS = 1_000
+# Operators that bind tighter than a binary + or -, so splitting a sum around them is safe.
+_TIGHTER = {"+", "-", "*", "/", "**", "%", "//", "@"}
+
+
+def _term_starts(source):
+    """Offsets where the terms of a top-level sum start, or None where splitting is not safe
+    (a comparison, keyword or other low-precedence operator outside brackets)."""
+    starts, depth, prev = [0], 0, None
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER):
+                continue
+            if tok.type == tokenize.OP and tok.string in "([{":
+                depth += 1
+            elif tok.type == tokenize.OP and tok.string in ")]}":
+                depth -= 1
+            elif depth == 0 and tok.type == tokenize.OP:
+                if tok.string not in _TIGHTER:
+                    return None
+                binary = prev is not None and (prev.type in (tokenize.NAME, tokenize.NUMBER)
+                                               or prev.string in ")]}")
+                if tok.string in "+-" and binary:
+                    starts.append(tok.start[1])
+            elif depth == 0 and (tok.type not in (tokenize.NAME, tokenize.NUMBER)
+                                 or keyword.iskeyword(tok.string)):
+                return None
+            prev = tok
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return starts
+
+
+def _check_text(text, large=False):
     if not isinstance(text, str):
         raise ParseError(f"expected the expression as a str, got {type(text).__name__}")
-    if len(text) > MAX_LENGTH:
+    limit, name = (LARGE_MAX_LENGTH, "LARGE_MAX_LENGTH") if large else (MAX_LENGTH, "MAX_LENGTH")
+    if len(text) > limit:
         raise ParseError(f"expression is {len(text):,} characters long, over the limit of "
-                         f"{MAX_LENGTH:,} (symgrad.parse.MAX_LENGTH); build large expressions "
+                         f"{limit:,} (symgrad.parse.{name}); build large expressions "
                          "with SymPy in Python")
     source = text.strip()  # ast.parse would call leading spaces an indent
     if not source:

@@ -189,9 +189,10 @@ def _bce_logits(e):
         return None
     terms = list(e.args)
     parts = [_softplus_term(t) for t in terms]
-    for i, pi in enumerate(parts):
-        for j, pj in enumerate(parts):
-            if i == j or pi is None or pj is None:
+    found = [(i, p) for i, p in enumerate(parts) if p is not None]  # a long sum has few softplus terms
+    for i, pi in found:
+        for j, pj in found:
+            if i == j:
                 continue
             (ci, ui), (cj, uj) = pi, pj
             if ui == -uj and sp.expand(ci + cj) == 1:

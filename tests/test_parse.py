@@ -12,7 +12,8 @@ from symgrad.errors import InputError, ParseError
 from sympy.parsing import sympy_parser
 
 from symgrad.functions import ACTIVATIONS, leaky_relu, relu, sigmoid, softplus
-from symgrad.parse import FUNCTIONS, MAX_LENGTH, parse_expr, parse_symbols, parse_values
+from symgrad import parse
+from symgrad.parse import FUNCTIONS, MAX_LENGTH, parse_expr, parse_large_expr, parse_symbols, parse_values
 
 x, y, w, z = sp.symbols("x y w z")
 
@@ -295,6 +296,62 @@ def test_within_limits_is_a_result():
     assert parse_expr("+".join("x%d" % i for i in range(2500))) == sp.Add(*sp.symbols("x0:2500"))
     assert parse_expr("-" * 98 + "x") == x  # 98 signs and the name: 99 levels
     assert parse_expr("exp(" * 99 + "x" + ")" * 99).count(sp.exp) == 99
+
+
+# -- parse_large_expr (files) -------------------------------------------------------------
+
+
+def test_large_sum_in_parts_equals_sympy():
+    xs = sp.symbols("x0:20000")
+    start = time.perf_counter()
+    assert parse_large_expr("\n+ ".join(map(str, xs))) == sp.Add(*xs)
+    assert time.perf_counter() - start < 60  # about 2 s on an idle machine
+    with pytest.raises(ParseError, match="too long"):
+        parse_expr(" + ".join(map(str, xs[:5000])))  # the command-line argument path keeps its limits
+
+
+# Each term holds what a naive split at + or - would cut: exponents, unary signs, brackets.
+_TERMS = ["2.5e-3*X", "X**-2", "2*-y", "-(X - y)", "(X + 1)**2", "exp(-X + y)", "-w", "+z",
+          "X/2*y", "3*X**2", "Piecewise((X, X > 0), (-X, True))", "1e+2", "sin(X)/-3"]
+
+
+def test_large_sum_splits_only_between_terms():
+    terms = [_TERMS[k % len(_TERMS)].replace("X", f"x{k}") for k in range(4000)]
+    text = " - ".join(terms)
+    expected = sp.Add(*(parse_expr(t) if k == 0 else -parse_expr(t) for k, t in enumerate(terms)))
+    assert parse_large_expr(text) == expected
+    for t in _TERMS:  # short inputs: exactly what parse_expr builds
+        assert parse_large_expr(t.replace("X", "x") + " - y") == parse_expr(t.replace("X", "x") + " - y")
+
+
+def test_large_input_lines_and_comments():
+    assert parse_large_expr("# the loss\n x**2   # square\n\n - 3*x\r\n + 1\n") == x ** 2 - 3 * x + 1
+    assert parse_large_expr("x +\n y") == x + y
+
+
+LARGE_BAD = {
+    "long product": ("*".join(["x"] * 5000), "too long"),
+    "comparison outside brackets": (" + ".join(["x"] * 4000) + " < 1", "too long"),
+    "keyword": (" + ".join(["x"] * 4000) + " if x else y", "too long"),
+    "error in a part": (" + ".join(["x"] * 2500 + ["foo(x)"] + ["x"] * 2500), "unknown function 'foo'"),
+    "syntax error": (" + ".join(["x"] * 4000) + " +", "syntax error"),
+    "empty": ("# nothing\n", "empty expression"),
+    "not a str": (b"x", "expected the expression as a str"),
+}
+
+
+@pytest.mark.parametrize("text, fragment", LARGE_BAD.values(), ids=LARGE_BAD.keys())
+def test_large_input_errors_are_one_line(text, fragment):
+    with pytest.raises(ParseError, match=fragment) as info:
+        parse_large_expr(text)
+    assert "\n" not in str(info.value)
+
+
+def test_large_input_length_limit(monkeypatch):
+    monkeypatch.setattr(parse, "LARGE_MAX_LENGTH", 1000)
+    with pytest.raises(ParseError, match="LARGE_MAX_LENGTH"):
+        parse_large_expr("x+" * 600 + "x")
+    assert parse_large_expr("x+" * 400 + "x") == 401 * x  # over MAX_LENGTH is fine here
 
 
 # -- parse_symbols and parse_values ------------------------------------------------------
