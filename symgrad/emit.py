@@ -228,8 +228,12 @@ def statement_lines(printer, program, names, inputs=(), results=(), shape=None) 
         plan = plan_inplace(program, set(inputs), results, shape)
         plan = {k: v for k, v in plan.items() if _inplace_ok(program[k])}
     out = []
+    cache = printer.__dict__.setdefault("line_cache", {})  # value, reverse, grad and jvp share statements
     for k, a in enumerate(program):
-        out += _line(printer, a, names, plan.get(k))
+        key = (a, plan.get(k))
+        if key not in cache:
+            cache[key] = _line(printer, a, names, plan.get(k))
+        out += cache[key]
     return out
 
 
