@@ -13,7 +13,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from .errors import UnsupportedError
 
-__all__ = ["CodePrinter", "numpy_code", "text", "latex"]
+__all__ = ["ArithmeticOrder", "CodePrinter", "numpy_code", "text", "latex"]
 
 try:  # scipy.special supplies erf, loggamma, ... when it is installed
     from sympy.printing.numpy import SciPyPrinter as _Base
@@ -25,7 +25,35 @@ except ImportError:  # pragma: no cover - depends on the environment
     HAVE_SCIPY = False
 
 
-class CodePrinter(_Base):
+class ArithmeticOrder:
+    """Products and sums printed for any Python code printer (NumPy's or plain floats').
+
+    ``c·b**2`` prints as ``c*b*b``: Python multiplies left to right, so a small c meets the
+    large b one factor at a time (-ḡ·out**2 at out = 1e300, ḡ = 1e-300 is -1e300, not -inf).
+    ``a + b + c + …`` nests one level per term in Python's parser, which gives up past a few
+    thousand, so a long sum is written as ``sum((...))`` (a flat tuple) instead.
+    """
+
+    def _print_Mul(self, expr):
+        squares = [a for a in expr.args if a.is_Pow and a.exp == 2 and a.base.is_Symbol]
+        others = [a for a in expr.args if a not in squares]
+        if squares and others and not any(a.is_Pow and a.exp.is_negative for a in others):
+            tail = "*".join("%s*%s" % ((self._print(q.base),) * 2) for q in squares)
+            rest = sp.Mul(*others)
+            if rest == -1:
+                return "-" + tail
+            if rest.is_Number:
+                return "%s*%s" % (self.parenthesize(rest, 50), tail)
+            return "%s*%s" % (super()._print_Mul(rest), tail)
+        return super()._print_Mul(expr)
+
+    def _print_Add(self, expr, order=None):
+        if len(expr.args) > 64:
+            return "sum((%s,))" % ", ".join(self._print(a) for a in expr.args)
+        return super()._print_Add(expr, order=order)
+
+
+class CodePrinter(ArithmeticOrder, _Base):
     """NumPy printer with symgrad's names: every symbol is printed through ``names``.
 
     NumPy is ``np`` and scipy.special is ``scipy.special``; a function that needs SciPy when
@@ -115,28 +143,6 @@ class CodePrinter(_Base):
             inv = sp.Pow(b, -e, evaluate=False) if e != -1 else b
             return "1/%s" % self.parenthesize(inv, sp.printing.precedence.PRECEDENCE["Mul"] + 1)
         return super()._print_Pow(expr, rational)
-
-    def _print_Mul(self, expr):
-        # c·b**2 prints as c*b*b: Python multiplies left to right, so a small c meets the large b
-        # one factor at a time (-ḡ·out**2 at out = 1e300, ḡ = 1e-300 is -1e300, not -inf)
-        squares = [a for a in expr.args if a.is_Pow and a.exp == 2 and a.base.is_Symbol]
-        others = [a for a in expr.args if a not in squares]
-        if squares and others and not any(a.is_Pow and a.exp.is_negative for a in others):
-            tail = "*".join("%s*%s" % ((self._print(q.base),) * 2) for q in squares)
-            rest = sp.Mul(*others)
-            if rest == -1:
-                return "-" + tail
-            if rest.is_Number:
-                return "%s*%s" % (self.parenthesize(rest, 50), tail)
-            return "%s*%s" % (super()._print_Mul(rest), tail)
-        return super()._print_Mul(expr)
-
-    def _print_Add(self, expr, order=None):
-        # a + b + c + ... nests one level per term in Python's parser, which gives up past a few
-        # thousand; a long sum is written as sum((...)) (a flat tuple) instead
-        if len(expr.args) > 64:
-            return "sum((%s,))" % ", ".join(self._print(a) for a in expr.args)
-        return super()._print_Add(expr, order=order)
 
     def _print_Heaviside(self, expr):
         h0 = expr.args[1] if len(expr.args) > 1 else sp.S.Half

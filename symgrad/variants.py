@@ -24,7 +24,7 @@ from .emit import HELPERS, SUM_TO, UFUNCS, Names, assemble, merge_accumulations,
 from .errors import UnsupportedError
 from .naming import comment, docstring, identifier_names
 from .passes import needed
-from .printing import CodePrinter
+from .printing import ArithmeticOrder, CodePrinter
 from .sweeps import Assign, Sweeps
 
 __all__ = ["generate_point", "generate_batch", "PointPrinter"]
@@ -98,7 +98,7 @@ def _point_supported(e) -> bool:
     return True
 
 
-class PointPrinter(PythonCodePrinter):
+class PointPrinter(ArithmeticOrder, PythonCodePrinter):
     """Python code on floats: ``math`` functions, helpers with NumPy's NaN semantics for
     maximum/minimum/sign/heaviside/logaddexp, and every number a float (no value is ever a
     Python int). Operations print in the order the NumPy printer prints them, so the float
@@ -142,26 +142,6 @@ class PointPrinter(PythonCodePrinter):
             return "1/math.sqrt(%s)" % self._print(b)
         # math.pow raises for a negative base (Python's ** would return a complex number)
         return "math.pow(%s, %s)" % (self._print(b), self._print(e))
-
-    def _print_Mul(self, expr):
-        # as symgrad.printing.CodePrinter: c·b**2 prints as c*b*b (the same roundings and
-        # overflows as the NumPy program, and Python multiplies floats faster than it powers)
-        squares = [a for a in expr.args if a.is_Pow and a.exp == 2 and a.base.is_Symbol]
-        others = [a for a in expr.args if a not in squares]
-        if squares and others and not any(a.is_Pow and a.exp.is_negative for a in others):
-            tail = "*".join("%s*%s" % ((self._print(q.base),) * 2) for q in squares)
-            rest = sp.Mul(*others)
-            if rest == -1:
-                return "-" + tail
-            if rest.is_Number:
-                return "%s*%s" % (self.parenthesize(rest, 50), tail)
-            return "%s*%s" % (super()._print_Mul(rest), tail)
-        return super()._print_Mul(expr)
-
-    def _print_Add(self, expr, order=None):
-        if len(expr.args) > 64:  # as CodePrinter: a flat sum((...)) instead of deep nesting
-            return "sum((%s,))" % ", ".join(self._print(a) for a in expr.args)
-        return super()._print_Add(expr, order=order)
 
     def _print_Piecewise(self, expr):
         text = "math.nan"  # np.select's default where no condition holds
