@@ -60,6 +60,15 @@ def numeric_values(at: dict) -> dict:
     return out
 
 
+def _values_for(f, at) -> dict:
+    """{name: value} for every input of ``f`` from ``at``; values of other symbols are ignored."""
+    vals = numeric_values(at)
+    missing = [n for n in f.names if n not in vals]
+    if missing:
+        raise InputError("check_grads needs a value for %s in at" % ", ".join(repr(m) for m in missing))
+    return {n: vals[n] for n in f.names}
+
+
 def _fail(kind, expr, at, rows):
     lines = ["%s check failed for %s at %s" % (kind, sp.sstr(expr), {k: v for k, v in at.items()})]
     lines += ["  %-10s compiled = %-24s reference = %s" % r for r in rows]
@@ -88,11 +97,7 @@ def check_grads(expr, wrt, at, args=None, rtol=1e-9, atol=1e-12, fd_rtol=1e-5, e
         return _check_network(expr, wrt, at, args, rtol, atol, fd_rtol, eps, seed, modes, fn)
     wrt = as_symbols(wrt, "wrt", free_symbols(sp.sympify(expr)))
     f = fn or compile(expr, wrt=wrt, args=args)
-    vals = numeric_values(at)
-    missing = [n for n in f.names if n not in vals]
-    if missing:
-        raise InputError("check_grads needs a value for %s in at" % ", ".join(repr(m) for m in missing))
-    vals = {n: vals[n] for n in f.names}  # values of symbols the expression does not use are ignored
+    vals = _values_for(f, at)
     wnames = [w.name for w in wrt]
     value, grads = f.value_and_grad(**vals)
     rng = np.random.default_rng(seed)
@@ -153,11 +158,7 @@ def _check_network(expr, wrt, at, args, rtol, atol, fd_rtol, eps, seed, modes, f
     f = fn or compile(expr, wrt=wrt, args=args)
     if not isinstance(at, dict):
         raise InputError("at must be a dict {symbol or name: value}, got %s" % type(at).__name__)
-    vals = numeric_values(at)
-    missing = [n for n in f.names if n not in vals]
-    if missing:
-        raise InputError("check_grads needs a value for %s in at" % ", ".join(repr(m) for m in missing))
-    vals = {n: vals[n] for n in f.names}  # values of symbols the expression does not use are ignored
+    vals = _values_for(f, at)
     wnames = [w.name for w in wrt]
     _, grads = f.value_and_grad(**vals)  # also checks every shape, naming the culprit
     rng = np.random.default_rng(seed)

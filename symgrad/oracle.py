@@ -28,6 +28,23 @@ from .printing import HAVE_SCIPY
 __all__ = ["explicit", "network_oracle", "sympy_gradient"]
 
 
+def _postorder(root, kids):
+    """Each distinct subexpression of ``root`` once, after its ``kids(e)``, without recursion."""
+    done, stack = set(), [root]
+    while stack:
+        e = stack[-1]
+        if e in done:
+            stack.pop()
+            continue
+        todo = [k for k in kids(e) if k not in done]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        done.add(e)
+        yield e
+
+
 def explicit(expr, values: dict, sizes: dict | None = None):
     """``expr`` multiplied out on explicit SymPy matrices: an ``sp.Matrix`` for a matrix-valued
     expression, a scalar SymPy expression otherwise.
@@ -115,17 +132,7 @@ def explicit(expr, values: dict, sizes: dict | None = None):
         return e.func(*a)
 
     memo: dict = {}
-    stack = [sp.sympify(expr)]
-    while stack:
-        e = stack[-1]
-        if e in memo:
-            stack.pop()
-            continue
-        todo = [k for k in kids(e) if k not in memo]
-        if todo:
-            stack.extend(todo)
-            continue
-        stack.pop()
+    for e in _postorder(sp.sympify(expr), kids):
         memo[e] = combine(e, [memo[k] for k in kids(e)])
     return memo[sp.sympify(expr)]
 
@@ -212,18 +219,8 @@ def sympy_gradient(expr, syms, at) -> np.ndarray:
         return () if not e.args or e.is_Atom else e.args
 
     memo: dict = {}  # subexpression -> (value, gradient or None for a condition)
-    stack = [expr]
     with np.errstate(all="ignore"):
-        while stack:
-            e = stack[-1]
-            if e in memo:
-                stack.pop()
-                continue
-            todo = [k for k in kids(e) if k not in memo]
-            if todo:
-                stack.extend(todo)
-                continue
-            stack.pop()
+        for e in _postorder(expr, kids):
             if e in index:
                 g = zero.copy()
                 g[index[e]] = 1.0
