@@ -54,6 +54,8 @@ def _sum_to(g, like, batch):
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
     g = g.sum(axis=axes) if axes else np.array(g)  # an array of its own, never a view of the adjoint
+    if g.dtype.kind not in "fc":  # a constant adjoint such as 0: the parameter's float type
+        g = g.astype(np.result_type(np.asarray(like).dtype, np.float16))
     return float(g) if not shape else np.reshape(g, shape)
 '''
 

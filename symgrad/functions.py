@@ -78,7 +78,10 @@ class sigmoid(sp.Function):
         # 1/(1 + exp(-x)) keeps full relative precision in both tails; exp overflows to inf only
         # for x < -709, where 1/inf = 0 is the right value (compiled calls silence that warning).
         # exp(-logaddexp(0, -x)) is as accurate but several times slower.
-        return "(1/(1 + {0}(-({1}))))".format(printer._module_format("numpy.exp"), printer._print(self.args[0]))
+        neg = -self.args[0]
+        arg = printer._print(neg) if sp.count_ops(neg) <= sp.count_ops(self.args[0]) else "-(%s)" % printer._print(
+            self.args[0])
+        return "(1/(1 + {0}({1})))".format(printer._module_format("numpy.exp"), arg)
 
     def _latex(self, printer):
         return r"\sigma\left(%s\right)" % printer._print(self.args[0])

@@ -15,6 +15,7 @@ softplus              log(1 + exp(u))                                    softplu
 sigmoid-ratio         exp(u)/(1 + exp(u))                                sigmoid(u)
 softmax-ratio         exp(u)/(exp(a) + exp(b) + …)                       exp(u - logsumexp(a, b, …))
 log-cosh              log(cosh(u))                                       u + softplus(-2u) - log 2
+root-of-square        sqrt(x**2), (x**4)**(1/2), (x**2)**(3/2)           |x|, x**2, |x|**3
 hypot                 sqrt(a**2 + b**2 + …)                              hypot(a, b, …)
 logsumexp             log(exp(a) + exp(b) + … [+ c > 0])                 logsumexp(a, b, …)
 log1p                 log(1 + x)                                         log1p(x)
@@ -258,6 +259,18 @@ def _hypot(e):
     return out
 
 
+def _root_of_even_power(e):
+    # sqrt(x**2) → |x|, (x**4)**(1/2) → x**2: for real x the same function; the literal chain's
+    # derivative 1/(2 sqrt(x**2))·2x is inf·0 = NaN at 0, the rewritten one is the kink rule's 0
+    if not (e.is_Pow and e.exp.is_Rational and not e.exp.is_Integer and e.base.is_Pow):
+        return None
+    b, n = e.base.base, e.base.exp
+    if not (n.is_Integer and n.is_even and n > 0):
+        return None
+    p = n * e.exp
+    return b ** p if p.is_Integer and p.is_even else sp.Abs(b) ** p
+
+
 def _log_cosh(a):
     # log(cosh(u)) = u + softplus(-2u) - log 2: cosh overflows at 710, this never does
     if isinstance(a, sp.cosh):
@@ -275,6 +288,7 @@ PATTERNS: tuple = (
     Pattern("softmax-ratio", _softmax_ratio,
             "exp(u)/(exp(a) + exp(b) + …) → exp(u - logsumexp(a, b, …)): a softmax without overflow"),
     Pattern("log-cosh", _log_of(_log_cosh), "log(cosh(u)) → u + softplus(-2u) - log 2: finite for any u"),
+    Pattern("root-of-square", _root_of_even_power, "sqrt(x**2) → |x|: no inf·0 in the derivative at 0"),
     Pattern("hypot", _hypot, "sqrt(a**2 + b**2) → hypot(a, b): no overflow of the squares"),
     Pattern("softplus", _log_of(_softplus), "log(1 + exp(u)) → softplus(u), computed as logaddexp(0, u)"),
     Pattern("logsumexp", _log_of(_logsumexp), "log of a sum of exponentials → max-shifted logsumexp"),
@@ -306,6 +320,7 @@ def stabilize(expr, patterns: tuple = PATTERNS):
     expr = sp.sympify(expr)
     memo: dict = {}
     report: list = []
+    kept: set = set()  # nodes left as written: their rewrite would have cancelled an input
 
     def visit(e):
         """Rewrite one node whose children are done."""
@@ -320,6 +335,13 @@ def stabilize(expr, patterns: tuple = PATTERNS):
                     break
             else:
                 break
+        # log(exp(a - x)) + x would become a: the same number, but x (a batch, a parameter)
+        # would no longer be an input of the value, so its shape and its gradient's would be lost
+        if new.free_symbols != e.free_symbols:
+            new = e.func(*args, evaluate=False) if args != list(e.args) else e  # the rewritten terms, uncombined
+            if new.free_symbols != e.free_symbols:
+                kept.add(e)
+                new = e
         memo[e] = new
 
     # Iterative post-order: a node is visited after all its children, each distinct node once.
@@ -335,4 +357,18 @@ def stabilize(expr, patterns: tuple = PATTERNS):
         for a in reversed(e.args):
             if a not in memo and not a.is_Atom:
                 stack.append((a, False))
+    if kept:
+        report = [r for r in report if r.before in _rewritten(expr, memo, kept)]
     return memo.get(expr, expr), tuple(report)
+
+
+def _rewritten(expr, memo, kept):
+    """The nodes of ``expr`` whose rewrite is part of the result (not under a node kept as written)."""
+    used, stack = set(), [expr]
+    while stack:
+        e = stack.pop()
+        if e in used or e in kept or e.is_Atom:
+            continue
+        used.add(e)
+        stack.extend(e.args)
+    return used

@@ -33,13 +33,14 @@ from __future__ import annotations
 from contextlib import contextmanager
 import functools
 from dataclasses import dataclass
-from itertools import combinations
 from typing import Callable
 
 import sympy as sp
 from sympy.core.function import Application
 
 from . import functions as F
+from . import kinks
+from .ops_matrix import MatOp
 from .errors import UnsupportedError
 
 __all__ = ["Rule", "RULES", "rule_for", "local_partials", "safe_point", "finite_everywhere", "kink_note", "kink"]
@@ -76,77 +77,6 @@ def _add_partial(e, a, out):
 
 def _is_pow(exponent):
     return lambda e: e.is_Pow and e.exp == exponent
-
-
-def _slope(t, defs):
-    """(base, c) with t = c·base, looking one node down: ξ1 = 0.1*x gives (x, 0.1); a number gives (None, 0)."""
-    if t.is_Number:
-        return None, sp.S.Zero
-    d = defs.get(t) if defs else None
-    if d is not None and d.is_Mul:
-        c, rest = d.as_coeff_Mul()
-        if rest.is_Symbol and c.is_Number:
-            return rest, c
-    return t, sp.S.One
-
-
-def _tie_weights(tied, is_max):
-    """Weights, summing to at most 1, that the tied arguments of a Max/Min get at a tie.
-
-    ``tied`` is a list of (base, c). When they are multiples of one base (constants fit any
-    base with c = 0) the one-sided derivatives are the extreme c's and KINK picks between
-    them; unrelated arguments split the derivative equally.
-    """
-    bases = {b for b, _ in tied if b is not None}
-    n = len(tied)
-    if len(bases) > 1:
-        if F.KINK == "min-norm" and any(b is None for b, _ in tied):
-            return [sp.S.Zero] * n
-        return [sp.S.One / n if b is not None else sp.S.Zero for b, _ in tied]
-    cs = [c for _, c in tied]
-    lo, hi = min(cs), max(cs)
-    left, right = (lo, hi) if is_max else (hi, lo)
-    target = F.at_kink(left, right)
-    w = [sp.S.Zero] * n
-    for i, c in enumerate(cs):
-        if c == target:
-            w[i] = sp.S.One if tied[i][0] is not None else sp.S.Zero
-            return w
-    i_lo, i_hi = cs.index(lo), cs.index(hi)
-    lam = (hi - target) / (hi - lo)
-    w[i_lo] += lam if tied[i_lo][0] is not None else 0
-    w[i_hi] += (1 - lam) if tied[i_hi][0] is not None else 0
-    return w
-
-
-def _max_min(e, a, out, defs=None):
-    # The argument strictly above (Max) or below (Min) all others gets the whole derivative.
-    # At a tie the derivative is the one KINK picks from the one-sided derivatives, which are
-    # known locally when the tied arguments are constants or multiples c·b of one value b:
-    # Max(x, 0) and Min(x, 0) give 0 at 0, Max(α·x, x) gives α, Max(x, -x) gives 0.
-    is_max = isinstance(e, sp.Max)
-    rel = (lambda p, q: p > q) if is_max else (lambda p, q: p < q)
-    args = list(e.args)
-    i = args.index(a)
-    slopes = [_slope(t, defs) for t in args]
-    others = [t for t in args if t != a]
-    if len(args) == 2:
-        w = _tie_weights(slopes, is_max)[i]
-        b = others[0]
-        return sp.Piecewise((1, rel(a, b)), (w, sp.Eq(a, b)), (0, True))
-    branches = [(1, sp.And(*[rel(a, b) for b in others]))]
-    if len(args) > 5:  # too many tie patterns to list: split equally among the tied arguments
-        count = sp.Add(*[sp.Piecewise((1, sp.Eq(t, out)), (0, True)) for t in args])
-        return sp.Piecewise(*branches, (1 / count, sp.Eq(a, out)), (0, True), evaluate=False)
-    rest = [j for j in range(len(args)) if j != i]
-    for size in range(len(rest), 0, -1):
-        for combo in combinations(rest, size):
-            tie = [i] + list(combo)
-            w = _tie_weights([slopes[j] for j in tie], is_max)[0]
-            if w != 0:  # the tie sets are disjoint events, so zero branches can go to the default
-                branches.append((w, sp.And(*[sp.Eq(args[j], out) for j in tie],
-                                           *[sp.Ne(args[j], out) for j in rest if j not in combo])))
-    return sp.Piecewise(*branches, (0, True), evaluate=False)
 
 
 def _powvar_partial(e, a, out):
@@ -209,10 +139,13 @@ RULES: tuple = (
     Rule("logsumexp", lambda e: isinstance(e, F.logsumexp), lambda e, a, out: sp.exp(a - out),
          "max-shifted log-sum-exp; d = exp(a - out), the softmax weight"),
     Rule("sigmoid", lambda e: isinstance(e, F.sigmoid),
-         lambda e, a, out: out * (1 - out), "logistic sigmoid; d = out (1 - out)"),
+         lambda e, a, out: out * F.sigmoid(-a),
+         "logistic sigmoid; d = out·sigmoid(-a) (out·(1 - out) is 0 for a > 37, where the truth is e**-a)"),
     Rule("tanh", lambda e: isinstance(e, sp.tanh), lambda e, a, out: 1 - out**2, "tanh; d = 1 - out**2"),
+    Rule("hypot", lambda e: isinstance(e, F.hypot), lambda e, a, out: sp.Piecewise((0, sp.Eq(out, 0)), (a / out, True)),
+         "hypot(a, b); d/da = a/out, 0 at the origin (the cone's minimum-norm subgradient)"),
     Rule("abs", lambda e: isinstance(e, sp.Abs), _abs, "absolute value; d = sign(a), kink at 0"),
-    Rule("max", lambda e: isinstance(e, (sp.Max, sp.Min)), _max_min,
+    Rule("max", lambda e: isinstance(e, (sp.Max, sp.Min)), lambda e, a, out, defs=None: kinks.max_min_partial(e, a, out, defs, lookdown),
          "maximum / minimum; d = 1 for the extreme argument, kink convention at ties", uses_defs=True),
     Rule("step", lambda e: isinstance(e, (sp.Heaviside, sp.sign, sp.floor, sp.ceiling)), _step_partial,
          "piecewise-constant step; d = 0, also at the jump (the kink convention); Heaviside(x, h0) "
@@ -220,7 +153,9 @@ RULES: tuple = (
     Rule("sinc", lambda e: isinstance(e, sp.sinc),
          lambda e, a, out: sp.Piecewise((0, sp.Eq(a, 0)), ((sp.cos(a) - out) / a, True)),
          "sin(a)/a; d = (cos(a) - out)/a, 0 at a = 0"),
-    Rule("piecewise", lambda e: isinstance(e, sp.Piecewise), description="branches; d flows into the taken branch"),
+    Rule("piecewise", lambda e: isinstance(e, sp.Piecewise),
+         lambda e, a, out, defs=None: kinks.piecewise_partial(e, a, out, defs, lookdown),
+         "branches; d flows into the taken branch, the kink convention where branches meet", uses_defs=True),
     Rule("function", lambda e: isinstance(e, Application), description="function; d from its fdiff"),
 )
 
@@ -246,7 +181,7 @@ def safe_point(e):
     return rule.safe
 
 
-_FINITE = ("add", "mul", "square", "exp", "logsumexp", "sigmoid", "tanh", "abs", "max", "step")
+_FINITE = ("add", "mul", "square", "exp", "logsumexp", "sigmoid", "tanh", "hypot", "abs", "max", "step")
 
 
 def finite_everywhere(e) -> bool:
@@ -261,6 +196,22 @@ def finite_everywhere(e) -> bool:
     if rule.name == "function":
         return e.func in (sp.sin, sp.cos, sp.atan, sp.erf, sp.erfc, F.relu, F.leaky_relu, F.softplus)
     return rule.name in _FINITE
+
+
+def lookdown(d, u, out):
+    """∂d/∂u for a definition ``d`` of one input ``u`` that a kink rule may differentiate through
+    (finite partials, no kink, branch or matrix operation); None where the look-down stops."""
+    if isinstance(d, MatOp) or isinstance(d, (sp.Piecewise,) + _KINKED):
+        return None
+    if d.is_Pow and not (d.exp.is_Integer and d.exp >= 0):
+        return None
+    try:
+        if not d.is_Pow and not finite_everywhere(d):
+            return None
+        rule = rule_for(d)
+    except UnsupportedError:
+        return None
+    return rule.partial(d, u, out, None) if rule.uses_defs else rule.partial(d, u, out)
 
 
 def kink_note(e) -> str:

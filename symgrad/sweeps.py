@@ -167,23 +167,52 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
     seeds = {w: var(XiDot, w, "dot") for w in wrt}
     tangent = dict(seeds)
     forward = []
+    # A scalar tangent with one consumer waits for it: where the consumer's partial cancels it
+    # (x·(x_dot/x) in x·log(x) is x_dot) no statement is written, and nothing overflows on the way.
+    consumers = _consumers(graph) if not graph.is_matrix else {}
+    pending: dict = {}
+
+    def emit(a):
+        total, note = pending.pop(a)
+        target = var(XiDot, a, "dot")
+        forward.append(Assign(target, total, note))
+        tangent[a] = target
+
+    def term(a, p):
+        if a in pending:
+            total = pending[a][0]
+            inline = p * total
+            if sp.count_ops(inline) < sp.count_ops(p) + sp.count_ops(total) + 1:
+                del pending[a]
+                return inline
+            emit(a)
+        return p * tangent[a]
+
     for n, parts in zip(graph.nodes, used):
         if n.symbol not in active:
             continue
         if parts is None:
+            for a in n.expr.args:
+                if a in pending:
+                    emit(a)
             total = O.jvp(n.expr, {a: tangent[a] for a in n.expr.args if a in tangent}, n.symbol)
             if total is None:
                 continue
         else:
-            total = sp.Add(*[p * tangent[a] for a, p in parts if a in tangent and p != 0])
+            total = sp.Add(*[term(a, p) for a, p in parts if a in tangent and p != 0])
             if n.symbol in masked and total != 0:
                 total = F.where(masked[n.symbol], total, 0)
         if total.is_Atom:
             tangent[n.symbol] = total
+        elif consumers.get(n.symbol) == 1 and n.symbol != graph.output and n.symbol not in masked:
+            pending[n.symbol] = (total, values[n.index - 1].note)
+            tangent[n.symbol] = None
         else:
             target = var(XiDot, n.symbol, "dot")
             forward.append(Assign(target, total, values[n.index - 1].note))
             tangent[n.symbol] = target
+    for a in list(pending):
+        emit(a)
 
     needs_adjoint = (lambda a: a.is_Symbol) if all_adjoints else (lambda a: a in active)
     adjoint: dict = {}
@@ -221,6 +250,15 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
     if not graph.nodes and graph.output in wrt:
         adjoint[graph.output] = sp.S.One
     return Sweeps(graph, wrt, partials, values, forward, reverse, seeds, tangent, adjoint, guards, shapes)
+
+
+def _consumers(graph: Graph) -> dict:
+    """{ξ: how many nodes read it} (a Piecewise condition counts as a read)."""
+    count: dict = {}
+    for n in graph.nodes:
+        for a in set(n.args) | n.expr.free_symbols:
+            count[a] = count.get(a, 0) + 1
+    return count
 
 
 def _cheap(e) -> bool:

@@ -99,3 +99,80 @@ def test_kink_note_names_the_convention():
     assert "relu'(0) = 0" in kink_note(relu(x))
     assert kink_note(sp.exp(x)) == ""
     assert "branch" in kink_note(RELU["Piecewise"])
+
+
+# Kinks in every spelling, against the one-sided derivatives measured by one-sided differences
+# of the plain function (SymPy's own lambdify): min-norm picks the point of [left, right] nearest 0.
+
+def one_sided(expr, var, at, h=1e-7):
+    fn = sp.lambdify([var], expr, "math")
+    left = (fn(at) - fn(at - h)) / h
+    right = (fn(at + h) - fn(at)) / h
+    return left, right
+
+
+def min_norm(left, right):
+    lo, hi = min(left, right), max(left, right)
+    return 0.0 if lo <= 0 <= hi else (lo if lo > 0 else hi)
+
+
+SPELLINGS = [
+    (sp.Piecewise((x, x >= 0), (0, True)), 0.0),
+    (sp.Piecewise((0, x < 0), (x, True)), 0.0),
+    (sp.Piecewise((0, x <= 0), (x, True)), 0.0),
+    (sp.Piecewise((x, x >= 0), (A * x, True)), 0.0),
+    (sp.Piecewise((-x, x < 0), (x, True)), 0.0),
+    (sp.Piecewise((0, x < 0), (x, x < 1), (1, True)), 0.0),
+    (sp.Piecewise((0, x < 0), (x, x < 1), (1, True)), 1.0),
+    (sp.Piecewise((x**2, x >= 0), (x, True)), 0.0),
+    (sp.Piecewise((x - 2, x >= 2), (0, True)), 2.0),
+    (sp.Max(x, x**2), 0.0), (sp.Max(x, x**2), 1.0), (sp.Min(x, x**2), 0.0), (sp.Min(x, x**2), 1.0),
+    (sp.Max(x, 2 * x**2), 0.0), (sp.Max(x, x**3), 0.0), (sp.Max(sp.sin(x), x / 2), 0.0),
+    (sp.Max(-x, x**2), 0.0), (sp.Max(x, sp.tanh(x)), 0.0),
+    (sp.Max(*[k * x for k in range(1, 8)]), 0.0), (sp.Min(*[k * x for k in range(-3, 5) if k]), 0.0),
+    (sp.Max(*[k * x for k in range(1, 8)], 0), 0.0),
+]
+
+
+@pytest.mark.parametrize("expr, at", SPELLINGS, ids=[f"{sp.sstr(e)}@{a}" for e, a in SPELLINGS])
+def test_min_norm_holds_for_every_spelling(expr, at):
+    expected = min_norm(*one_sided(expr, x, at))
+    assert slope(expr, at) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("n", [3, 4, 6, 8, 12])
+def test_max_of_many_arguments_tied_with_a_constant_is_0(n):
+    zs = sp.symbols("z0:%d" % n)
+    f = sg.compile(sp.Max(*zs, 0), wrt=list(zs), args=[])
+    assert set(f.grad(**{str(z): 0.0 for z in zs}).values()) == {0.0}
+    # tied among themselves above the constant: unrelated arguments split the derivative equally
+    g = f.grad(**{str(z): (1.0 if k < 2 else -1.0) for k, z in enumerate(zs)})
+    assert [g[str(z)] for z in zs] == [0.5, 0.5] + [0.0] * (n - 2)
+    g = f.grad(**{str(z): float(k) for k, z in enumerate(zs)})  # one strictly largest
+    assert [g[str(z)] for z in zs] == [0.0] * (n - 1) + [1.0]
+
+
+def test_many_argument_max_compiles_in_linear_time():
+    import time
+    zs = sp.symbols("z0:16")
+    t0 = time.perf_counter()
+    sg.compile(sp.Max(*zs, 0), wrt=list(zs), args=[])
+    assert time.perf_counter() - t0 < 20  # the enumerated tie patterns would be 2**15 per argument
+
+
+def test_a_jump_is_not_a_kink():
+    # Piecewise((2*y, x >= 0), (0, True)) at x = 0, y = 0: the branch values meet, but the kink is
+    # in x and the derivative in y is that of the branch that holds: 2
+    f = sg.compile(sp.Piecewise((2 * y, x >= 0), (0, True)), wrt=[x, y], args=[])
+    assert f.grad(x=0.0, y=0.0) == {"x": 0.0, "y": 2.0}
+    # a real jump at the boundary keeps the branch as written
+    f = sg.compile(sp.Piecewise((x + 1, x >= 0), (x, True)), wrt=[x], args=[])
+    assert f.grad(x=0.0)["x"] == 1.0
+
+
+def test_kinks_inside_a_batch():
+    e = sp.Piecewise((x, x >= 0), (0, True)) + sp.Max(x, x**2)
+    f = sg.compile(e, wrt=[x], args=[])
+    X = np.array([-1.0, 0.0, 0.5, 1.0, 2.0])
+    _, dot = f.jvp({"x": np.ones(5)}, x=X)
+    assert list(dot) == pytest.approx([-2.0, 0.0, 2.0, 2.0, 5.0])
