@@ -16,6 +16,7 @@ Lambda(_t, sigmoid(_t)).(X*W1 + 1*b1)*W2 + 1*b2
 ['W1', 'W2', 'b1', 'b2']
 """
 
+import dataclasses
 import difflib
 import math
 import operator
@@ -26,6 +27,7 @@ import sympy as sp
 
 from symgrad import functions
 from symgrad.errors import InputError
+from symgrad.penalties import l1_penalty, l2_penalty
 
 # One shared real dummy for every elementwise function: building the same activation twice
 # gives equal expressions (so the graph can share them), and d|t|/dt is sign(t), not a
@@ -427,28 +429,89 @@ def logistic_regression(n_features, batch=None):
     return Network(binary_cross_entropy(Z, Y), Z, (w, b), X, Y, B, (d, 1), None, "binary_cross_entropy", "logistic_regression")
 
 
+# ---------------------------------------------------------------------------- regularisation
+
+
+def _penalised(network, params):
+    if params == "weights":   # the init_params rule: a parameter is a bias when its name starts with b
+        return [p for p in network.params if not p.name.startswith("b")]
+    if params == "all":
+        return list(network.params)
+    by_name = {p.name: p for p in network.params}
+    chosen = []
+    for p in [params] if isinstance(params, (str, sp.MatrixSymbol)) else list(params):
+        name = p if isinstance(p, str) else getattr(p, "name", None)
+        if name not in by_name:
+            raise InputError(f"regularize: {p!r} is not a parameter of {network}; use 'weights', 'all' or names from "
+                             f"{', '.join(by_name)}")
+        chosen.append(by_name[name])
+    return chosen
+
+
+def regularize(network, l2=0.0, l1=0.0, params="weights"):
+    """The `Network` with ``l2_penalty(params, l2) + l1_penalty(params, l1)`` added to its loss, symbolically.
+
+    ``params``: ``"weights"`` (default: every parameter whose name does not start with
+    ``b``, as in `init_params`), ``"all"``, or a list of names or MatrixSymbols. The L2
+    term is (λ/2)·Σ‖W‖², so its gradient λ·W equals ``train.fit(weight_decay=λ)`` on the same
+    parameters; the L1 term is λ·Σ|w|. ``loss_name`` says what was added. Raises InputError
+    for a negative strength or an unknown parameter.
+
+    >>> net = regularize(mlp([4, 3, 2]), l2=1e-4)
+    >>> net.loss_name
+    'softmax_cross_entropy + L2(0.0001) on W1, W2'
+    >>> net.loss.has(net.params[0].T * net.params[0])
+    True
+    """
+    if not isinstance(network, Network):
+        raise InputError(f"regularize needs a symgrad.nn Network (e.g. mlp([...])); got {type(network).__name__}; "
+                         f"for another loss expression add nn.l2_penalty(params, λ) to it")
+    chosen = _penalised(network, params)
+    loss, notes = network.loss, []
+    for strength, fn, label in ((l2, l2_penalty, "L2"), (l1, l1_penalty, "L1")):
+        term = fn(chosen, strength) if chosen else sp.Integer(0)   # checks the strength even when zero
+        if term != 0:
+            loss = loss + term
+            notes.append(f"{label}({float(strength):g})")
+    if not notes:
+        return network
+    names = ", ".join(p.name for p in chosen)
+    return dataclasses.replace(network, loss=loss, loss_name=f"{network.loss_name} + {' + '.join(notes)} on {names}")
+
+
 # ---------------------------------------------------------------------------- initialisation
 
 SCHEMES = ("glorot", "he", "zeros")
 
 
-def init_params(network_or_params, seed=0, scheme="glorot"):
-    """Initial values: name -> float64 array, weights from ``scheme``, biases zero; deterministic in ``seed``.
+def init_params(network_or_params, seed=0, scheme="glorot", dtype=np.float64):
+    """Initial values: name -> array of ``dtype`` (default float64), weights from ``scheme``, biases zero; deterministic in ``seed``.
 
     A parameter is a bias when its name starts with ``b`` (b1, b2, b); every other
     parameter is a weight ``(fan_in, fan_out)``. Schemes: ``"glorot"`` (uniform on
     ±√(6/(fan_in + fan_out)), for tanh and sigmoid), ``"he"`` (normal with standard
     deviation √(2/fan_in), for relu), ``"zeros"``. Values are drawn with
-    ``np.random.default_rng(seed)`` in parameter order. Raises InputError for an unknown
-    scheme or a parameter whose shape is not made of numbers.
+    ``np.random.default_rng(seed)`` in parameter order, in float64, then rounded to
+    ``dtype`` (``np.float32`` gives the same draws as float32). Raises InputError for an
+    unknown scheme, a dtype that is not a floating type, or a parameter whose shape is not
+    made of numbers.
 
     >>> p = init_params(mlp([4, 3, 2]), seed=1)
     >>> {k: v.shape for k, v in p.items()}
     {'W1': (4, 3), 'b1': (1, 3), 'W2': (3, 2), 'b2': (1, 2)}
     >>> float(abs(p["b1"]).max()), bool(abs(p["W1"]).max() <= (6 / 7) ** 0.5)
     (0.0, True)
+    >>> init_params(mlp([4, 3, 2]), dtype=np.float32)["W2"].dtype
+    dtype('float32')
     """
     params = network_or_params.params if isinstance(network_or_params, Network) else network_or_params
+    try:
+        kind = np.dtype(dtype).kind
+    except TypeError:
+        kind = None
+    if kind != "f":
+        raise InputError(f"init_params dtype must be a floating type such as np.float32 or np.float64; got {dtype!r}")
+    dtype = np.dtype(dtype)
     if scheme not in SCHEMES:
         _lookup(dict.fromkeys(SCHEMES), scheme, "init scheme")
     rng = np.random.default_rng(seed)
@@ -468,4 +531,5 @@ def init_params(network_or_params, seed=0, scheme="glorot"):
             values[p.name] = rng.uniform(-limit, limit, size=shape)
         else:
             values[p.name] = rng.normal(0.0, math.sqrt(2.0 / fan_in), size=shape)
+        values[p.name] = values[p.name].astype(dtype, copy=False)
     return values

@@ -35,6 +35,9 @@ def test_mlp_digits(capsys):
     assert result["accuracy"] >= 0.92
     assert result["params"]["W1"].shape == (64, 64)
     assert "symgrad   test accuracy" in out and "MLPClassifier" in out
+    h = result["history"]                       # validation, early stopping and weight decay are used
+    assert len(h.val_loss) == h.epochs and h.best_epoch == int(np.argmin(h.val_loss)) + 1
+    assert len(h.val_metrics["acc"]) == h.epochs and "weight decay" in out and "validation" in out
 
 
 def test_triangle_mlp(capsys):

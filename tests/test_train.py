@@ -201,7 +201,10 @@ def test_progress_forced_goes_to_stderr_only(capsys):
               metrics={"m": lambda p: 1.0})
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.startswith("\r[") and "epoch 5/5" in err and "loss" in err and " m 1" in err and err.endswith("\n")
+    lines = err.splitlines()                                   # not a terminal: one line per epoch
+    assert len(lines) == 5 and "\r" not in err and err.endswith("\n")
+    assert lines[0].startswith("epoch 1/5  loss ") and "ETA" in lines[0]
+    assert lines[-1].startswith("epoch 5/5  loss ") and "  m 1" in lines[-1] and "ETA" not in lines[-1]
 
 
 def test_progress_false_is_silent_even_on_a_terminal(capsys, monkeypatch):
