@@ -23,6 +23,7 @@ from .emit import generate
 from .variants import generate_batch, generate_point
 from .errors import InputError
 from .graph import decompose
+from .hessian import SecondOrder
 from .ir import MatLeaf
 from .matrix import check_shapes, decompose_matrix, is_matrix_expr, matrix_leaves
 from .inputs import as_symbols, check_wrt, free_symbols
@@ -41,7 +42,7 @@ _FLOATS = frozenset({float})
 _FLOATLIKE = frozenset({float, int, np.float64})  # read as float64 scalars by the NumPy path too
 
 
-class CompiledFunction:
+class CompiledFunction(SecondOrder):
     """A compiled expression. Values are passed by symbol name (or positionally in
     ``args + wrt`` order); arrays broadcast as in NumPy.
 
@@ -75,7 +76,7 @@ class CompiledFunction:
             self.graph = decompose(stable)
         ir = [MatLeaf.of(p) if isinstance(p, sp.MatrixSymbol) else p for p in self.args + self.wrt]
         self._ir_args, self._ir_wrt = tuple(ir[:len(self.args)]), tuple(ir[len(self.args):])
-        self.sweeps = sweeps(self.graph, self._ir_wrt)
+        self.sweeps = sweeps(self.graph, self._ir_wrt, inline_tangents=True)
         self.module = generate(self.sweeps, self._ir_args)
         self.params = self.args + self.wrt
         self.names = tuple(p.name for p in self.params)

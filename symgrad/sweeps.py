@@ -111,9 +111,12 @@ def branch_conditions(graph: Graph) -> dict:
     return {n.symbol: need[n.symbol] for n in graph.nodes if need.get(n.symbol, sp.true) is not sp.true}
 
 
-def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) -> Sweeps:
+def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True, inline_tangents: bool = False) -> Sweeps:
     """Build the three programs. ``all_adjoints`` also gives adjoints of nodes that do not
     depend on ``wrt`` (tables show them); compiled code only needs the active ones.
+    ``inline_tangents=True`` (compiled code) lets a scalar tangent with one consumer wait for it,
+    so that a division in it can cancel (x·(x_dot/x) is x_dot); tables and second order keep
+    one tangent variable per active node.
 
     NaN-safe branches (``guard=True``): a node that only a Piecewise branch needs, and whose
     operation has a restricted domain (log, sqrt, 1/a, exp, acosh, …; ``rules.safe_point``), is
@@ -169,7 +172,7 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
     forward = []
     # A scalar tangent with one consumer waits for it: where the consumer's partial cancels it
     # (x·(x_dot/x) in x·log(x) is x_dot) no statement is written, and nothing overflows on the way.
-    consumers = _consumers(graph) if not graph.is_matrix else {}
+    consumers = _consumers(graph) if inline_tangents and not graph.is_matrix else {}
     pending: dict = {}
 
     def emit(a):
@@ -182,7 +185,8 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
         if a in pending:
             total = pending[a][0]
             inline = p * total
-            if sp.count_ops(inline) < sp.count_ops(p) + sp.count_ops(total) + 1:
+            before = _divisions(total)
+            if before and _divisions(inline) < _divisions(p) + before:  # the tangent's division cancelled
                 del pending[a]
                 return inline
             emit(a)
@@ -250,6 +254,11 @@ def sweeps(graph: Graph, wrt, all_adjoints: bool = False, guard: bool = True) ->
     if not graph.nodes and graph.output in wrt:
         adjoint[graph.output] = sp.S.One
     return Sweeps(graph, wrt, partials, values, forward, reverse, seeds, tangent, adjoint, guards, shapes)
+
+
+def _divisions(e) -> int:
+    """How many divisions (negative powers) expression ``e`` has."""
+    return sum(1 for t in sp.preorder_traversal(e) if t.is_Pow and t.exp.is_negative)
 
 
 def _consumers(graph: Graph) -> dict:
