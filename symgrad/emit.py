@@ -63,14 +63,14 @@ HELPERS = {
     "_lse_rows": '''
 def _lse_rows(z):
     """Row-wise log-sum-exp, max-shifted so that no exponential overflows."""
-    m = z.max(axis=1, keepdims=True)
-    return m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+    m = z.max(axis=-1, keepdims=True)
+    return m + np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
 ''',
     "_softmax_rows": '''
 def _softmax_rows(z):
     """Row-wise softmax, max-shifted so that no exponential overflows."""
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    e /= e.sum(axis=1, keepdims=True)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    e /= e.sum(axis=-1, keepdims=True)
     return e
 ''',
 }

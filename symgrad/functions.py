@@ -51,7 +51,7 @@ def at_kink(left, right):
 
 
 class sigmoid(sp.Function):
-    """Logistic sigmoid σ(x) = 1/(1 + exp(−x)); σ'(x) = σ(x)(1 − σ(x)).
+    """Logistic sigmoid σ(x) = 1/(1 + exp(−x)); σ'(x) = σ(x)σ(−x) = σ(x)(1 − σ(x)).
 
     >>> import sympy as sp
     >>> sigmoid(sp.Integer(0)), float(sigmoid(sp.Integer(2)))
@@ -66,7 +66,8 @@ class sigmoid(sp.Function):
             return 1 / (1 + sp.exp(-x))
 
     def fdiff(self, argindex=1):
-        return self * (1 - self)
+        # σ(x)·σ(−x), not σ(1 − σ): 1 − σ(x) rounds to 0 for x > 37 where the truth is e**-x
+        return self * sigmoid(-self.args[0])
 
     def _eval_rewrite_as_exp(self, x, **kwargs):
         return 1 / (1 + sp.exp(-x))

@@ -6,7 +6,9 @@ first use. ``hessian`` runs one HVP per parameter entry and returns JAX's layout
 ``{a: {b: array of shape a.shape + b.shape}}``. ``hessian_diag`` of a scalar expression is
 one HVP per parameter: every sample reads one entry of each parameter, so a parameter's own
 block of the Hessian is diagonal and H·(ones) is its diagonal. For a matrix expression the
-diagonal takes one HVP per entry (the documented fallback; the full Hessian is never built).
+diagonal takes one HVP per entry (the documented fallback; the full Hessian is never held),
+run a chunk of directions at a time through a stacked program whose tangents carry a leading
+axis of directions.
 
 >>> import sympy as sp
 >>> import symgrad as sg
@@ -62,9 +64,14 @@ class SecondOrder:
         return int(np.prod(np.broadcast_shapes(*(np.shape(v) for v, p in zip(bound, self.params)
                                                   if p in self._leaves))))
 
-    def _hvp_bound(self, bound, dots):
+    def _stacked_function(self):
+        if getattr(self, "_stacked_fn", None) is None:
+            self._stacked_fn = generate_hvp(self.graph, self._ir_wrt, self._ir_args, stacked=True).functions["hvp"]
+        return self._stacked_fn
+
+    def _hvp_bound(self, bound, dots, fn=None):
         with np.errstate(all="ignore"):
-            out = self._hvp_function()(*bound, *dots)
+            out = (fn or self._hvp_function())(*bound, *dots)
         n = self._count(bound) if self.reduce == "mean" else 1
         if n > 1:
             out = [o / n for o in out]
@@ -102,6 +109,9 @@ class SecondOrder:
 
     def _columns(self, bound):
         """Yield (parameter index, entry index, H·e) for every unit vector e of the parameters."""
+        if self.matrix:
+            yield from self._stacked_columns(bound)
+            return
         shapes = self._like(bound)
         zeros = [np.zeros(s) if s else 0.0 for s in shapes]
         for j, s in enumerate(shapes):
@@ -114,6 +124,25 @@ class SecondOrder:
                 else:
                     e[j] = 1.0
                 yield j, k, self._hvp_bound(bound, e)
+
+    def _stacked_columns(self, bound):
+        """``_columns`` for a matrix expression: unit vectors a chunk at a time, through the
+        stacked program (matrix operations over the last two axes)."""
+        shapes = self._like(bound)
+        largest = max([np.size(v) for v in bound] + [1])
+        zeros = [np.zeros((1,) + (s if s else (1, 1))) for s in shapes]
+        for j, s in enumerate(shapes):
+            count = int(np.prod(s)) if s else 1
+            chunk = int(min(count, max(1, 2 ** 25 // largest)))
+            for start in range(0, count, chunk):
+                k = min(chunk, count - start)
+                units = np.zeros((k, count))
+                units[np.arange(k), start + np.arange(k)] = 1.0
+                dots = list(zeros)
+                dots[j] = units.reshape((k,) + (s if s else (1, 1)))
+                out = self._hvp_bound(bound, dots, self._stacked_function())
+                for i in range(k):
+                    yield j, start + i, [o[i] if shapes[m] else float(o[i].reshape(())) for m, o in enumerate(out)]
 
     def hessian(self, /, *args, **values) -> dict:
         """{a: {b: ∂²L/∂a∂b}}, each of shape ``a.shape + b.shape``, for the reduced value L.

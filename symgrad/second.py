@@ -18,7 +18,6 @@ def hvp(x, w, w_dot):
     xi1_dot = x*w_dot  # w*x
     xi2 = np.exp(xi1)  # exp(w*x)
     xi2_dot = xi2*xi1_dot  # exp(w*x)
-    w_bar = x*xi2  # ∂ξ1/∂w
     w_bardot = x*xi2_dot  # ∂ξ1/∂w
     return (_sum_to(w_bardot, w, _batch),)
 """
@@ -111,6 +110,41 @@ def _partial(e, i):
     return d.xreplace(dict(zip(dummies, e.args)))
 
 
+class StackedPrinter(CodePrinter):
+    """Matrix operations over the last two axes, so tangents may carry a leading axis of
+    directions (k, rows, cols): one call of the HVP program multiplies H by k vectors."""
+
+    def _print_T(self, e):
+        return "np.swapaxes(%s, -1, -2)" % self._print(e.args[0])
+
+    def _print_bcast_rows(self, e):
+        b = self._print(e.args[0])
+        return "np.broadcast_to(%s, np.shape(%s)[:-2] + (%s, np.shape(%s)[-1]))" % (b, b, self._print(e.args[1]), b)
+
+    def _print_bcast_cols(self, e):
+        a = self._print(e.args[0])
+        return "np.broadcast_to(%s, np.shape(%s)[:-1] + (%s,))" % (a, a, self._print(e.args[1]))
+
+    def _print_colsum(self, e):
+        return "np.sum(%s, axis=-2, keepdims=True)" % self._print(e.args[0])
+
+    def _print_rowsum(self, e):
+        return "np.sum(%s, axis=-1, keepdims=True)" % self._print(e.args[0])
+
+    def _print_sumall(self, e):
+        return "np.sum(%s, axis=(-2, -1), keepdims=True)" % self._print(e.args[0])
+
+    def _print_fill(self, e):
+        g, r, c = (self._print(a) for a in e.args)
+        return "np.broadcast_to(%s, np.shape(%s)[:-2] + (%s, %s))" % (g, g, r, c)
+
+    def _print_trace(self, e):
+        return "np.trace(%s, axis1=-2, axis2=-1)[..., None, None]" % self._print(e.args[0])
+
+    def _print_frob(self, e):
+        return "np.sum(%s * %s, axis=(-2, -1), keepdims=True)" % tuple(self._operand(a) for a in e.args)
+
+
 def _dot_name(target):
     """x_bar → x_bardot, ξ3_bar → ξ3_bardot (named by ``emit.Names`` like every derivative variable)."""
     return XiDot(target.name[:-len("_bar")] + "_bardot")
@@ -128,13 +162,15 @@ def _live(program, results) -> list:
     return kept[::-1]
 
 
-def generate_hvp(graph, wrt, args):
+def generate_hvp(graph, wrt, args, stacked: bool = False):
     """A module with ``hvp(args..., wrt..., v...)`` returning the tangents of the gradients along
-    v: H·v for each parameter (summed over a batch like the gradients)."""
+    v: H·v for each parameter (summed over a batch like the gradients). ``stacked`` (matrix
+    expressions): every v has a leading axis of k directions, (k, rows, cols), or (k, 1, 1) for
+    a scalar parameter, and so does each result."""
     sw = sweeps(graph, wrt)
     params = list(args) + list(sw.wrt)
     names = Names(identifier_names(params + list(graph.dims)))
-    printer = CodePrinter(names)
+    printer = StackedPrinter(names) if stacked else CodePrinter(names)
     head = dimension_lines(graph, params, names)
     program = []
     by_target = {a.target: a for a in sw.forward}
@@ -164,7 +200,10 @@ def generate_hvp(graph, wrt, args):
         hv = tangent_of(adj.xreplace(known), dots) if adj is not None else None
         hv = sp.S.Zero if hv is None else hv
         returned.append(hv)
-        if graph.is_matrix:
+        if stacked:
+            shape = "(_k,) + np.shape(%s)" % names[w] if graph.shape(w) else "(_k, 1, 1)"
+            results.append("np.broadcast_to(%s, %s).astype(float)" % (printer.doprint(hv), shape))
+        elif graph.is_matrix:
             shape = "np.shape(%s)" % names[w]
             results.append("np.broadcast_to(%s, %s).astype(np.result_type(%s, float))"
                            % (printer.doprint(hv), shape, names[w]) if graph.shape(w) else "float(%s)"
@@ -173,6 +212,8 @@ def generate_hvp(graph, wrt, args):
             results.append("_sum_to(%s, %s, _batch)" % (printer.doprint(hv), names[w]))
     lines = statement_lines(printer, _live(program, returned), names)
     sig = ", ".join(names[p] for p in params) + ", " + ", ".join(printer._print(sw.seeds[w]) for w in sw.wrt)
+    if stacked:
+        head = ["    _k = max((%s,))" % ", ".join("np.shape(%s)[0]" % printer._print(sw.seeds[w]) for w in sw.wrt)] + head
     if not graph.is_matrix:
         leaves = set(graph.leaves)
         used = [names[p] for p in params if p in leaves] or ["0.0"]

@@ -17,6 +17,7 @@ BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmar
     ("bench_point.py", ["--quick"], "symgrad f.grad (Python floats)"),
     ("bench_network.py", ["--quick"], "ratio"),
     ("bench_memory.py", ["--quick"], "ratio symgrad / careful hand"),
+    ("bench_second.py", ["--quick"], "ratios to the NumPy closed form"),
 ])
 def test_benchmark_script_runs(script, args, expect):
     r = subprocess.run([sys.executable, os.path.join(BENCH, script), *args], capture_output=True, text=True,
