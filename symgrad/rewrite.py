@@ -321,6 +321,22 @@ def stabilize(expr, patterns: tuple = PATTERNS):
     memo: dict = {}
     report: list = []
     kept: set = set()  # nodes left as written: their rewrite would have cancelled an input
+    symbols: dict = {}  # free symbols per subexpression, each computed once (a DAG, not a tree)
+
+    def free(e):
+        stack = [e]
+        while stack:
+            t = stack[-1]
+            if t in symbols:
+                stack.pop()
+                continue
+            todo = [a for a in t.args if a not in symbols]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            symbols[t] = frozenset((t,)) if t.is_Symbol else frozenset().union(*(symbols[a] for a in t.args))
+        return symbols[e]
 
     def visit(e):
         """Rewrite one node whose children are done."""
@@ -337,9 +353,9 @@ def stabilize(expr, patterns: tuple = PATTERNS):
                 break
         # log(exp(a - x)) + x would become a: the same number, but x (a batch, a parameter)
         # would no longer be an input of the value, so its shape and its gradient's would be lost
-        if new.free_symbols != e.free_symbols:
+        if free(new) != free(e):
             new = e.func(*args, evaluate=False) if args != list(e.args) else e  # the rewritten terms, uncombined
-            if new.free_symbols != e.free_symbols:
+            if free(new) != free(e):
                 kept.add(e)
                 new = e
         memo[e] = new
