@@ -26,7 +26,7 @@ from .graph import decompose
 from .hessian import SecondOrder
 from .ir import MatLeaf
 from .matrix import check_shapes, decompose_matrix, is_matrix_expr, matrix_leaves
-from .inputs import as_symbols, check_wrt, free_symbols
+from .inputs import as_symbols, broadcast_message, check_wrt, float_array, free_symbols, real_number
 from .rewrite import stabilize
 from .sweeps import sweeps
 
@@ -55,8 +55,12 @@ class CompiledFunction(SecondOrder):
     """
 
     def __init__(self, expr, wrt, args, reduce="sum", check_finite=True, rewrite=True):
-        if reduce not in ("sum", "mean"):
-            raise InputError("reduce must be 'sum' or 'mean', got %r" % (reduce,))
+        if reduce not in ("sum", "mean", None):
+            raise InputError("reduce must be 'sum', 'mean' or None (per-sample gradients), got %r" % (reduce,))
+        if reduce is None and is_matrix_expr(expr):
+            raise InputError("reduce=None (per-sample gradients) is for scalar expressions; a network's loss is "
+                             "one number over the whole batch: compile the loss of one sample as a scalar "
+                             "expression, or call grad on one-sample batches")
         self.expr = expr
         self.wrt = tuple(wrt)
         self.args = tuple(args)
@@ -97,6 +101,18 @@ class CompiledFunction(SecondOrder):
         self._get = operator.itemgetter(*self.names) if len(self.names) > 1 else None
         self._data_slots = tuple(i for i, p in enumerate(self.args) if p in self._leaves)
         self._param_slots = tuple(range(len(self.args), len(self.params)))
+        # scalar path: the values whose shapes must broadcast together (what the expression reads,
+        # and every parameter: its gradient is reduced against the batch)
+        self._bcast_slots = () if self.matrix else tuple(
+            i for i, p in enumerate(self.params) if p in self._leaves or i >= len(self.args))
+        # matrix path: scalar symbols take numbers; dimensions the programs divide by (a mean over
+        # the batch, 1/B) must not be 0, where Python's int division would raise ZeroDivisionError
+        self._scalar_slots = tuple(i for i, p in enumerate(self.params) if self.matrix and isinstance(p, sp.Symbol)
+                                   and (p in self._leaves or i >= len(self.args)))
+        dims = set(self.graph.dims)
+        self._divisor_dims = tuple(sorted({str(d) for a in self.sweeps.values + self.sweeps.reverse
+                                           + self.sweeps.forward for q in a.expr.atoms(sp.Pow)
+                                           if q.exp.is_negative for d in q.base.free_symbols & dims})) if dims else ()
 
     @property
     def source(self) -> str:
@@ -192,9 +208,42 @@ class CompiledFunction(SecondOrder):
             bound = [self._convert(n, values[n]) for n in self.names]  # the common call: all by name
         else:
             bound = self._bind_slow(args, values)
-        if self._shape_plan:
-            self._check_shapes(bound)
+        if self.matrix:
+            if self._shape_plan:
+                self._check_shapes(bound)
+            for i in self._scalar_slots:
+                if bound[i].shape:
+                    raise InputError("%s is a scalar symbol of this matrix expression, so it takes a number, but its "
+                                     "value has shape %s; pass a number, or declare it as a MatrixSymbol of that shape"
+                                     % (self.names[i], bound[i].shape))
+        elif self._bcast_slots:
+            # every converted value has a shape; one distinct non-empty shape always broadcasts
+            shape = None
+            for i in self._bcast_slots:
+                s = bound[i].shape
+                if s and s != shape:
+                    if shape is not None:
+                        self._check_broadcast(bound)
+                        break
+                    shape = s
         return bound
+
+    def _check_broadcast(self, bound) -> None:
+        """Raise InputError naming the values whose shapes do not broadcast together."""
+        shapes = [bound[i].shape for i in self._bcast_slots]
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise InputError(broadcast_message([(self.names[i], s, i >= len(self.args))
+                                                for i, s in zip(self._bcast_slots, shapes)])) from None
+
+    def _empty_batch(self, bound) -> InputError:
+        """The error for reduce="mean" over a batch with no samples."""
+        empty = ", ".join("%s has shape %s" % (n, np.shape(v)) for n, v in zip(self.names, bound)
+                          if 0 in np.shape(v)) or "the output has no entries"
+        return InputError("reduce='mean' averages over the batch, but the batch is empty (%s): a mean over no "
+                          "samples is undefined; pass at least one sample, or compile with reduce='sum' (a sum over "
+                          "an empty batch is 0 and its gradient zeros)" % empty)
 
     def _bind_slow(self, args, values) -> list:
         if len(args) > len(self.names):
@@ -231,6 +280,13 @@ class CompiledFunction(SecondOrder):
                 check_shapes(self.params, dict(zip(self.names, bound)))
         if self._compound_dims:
             check_shapes(self.params, dict(zip(self.names, bound)))
+        for d in self._divisor_dims:
+            if not sizes.get(d, 1):
+                culprit = next(("%s has shape %s" % (self.names[i], bound[i].shape) for i, axes in self._shape_plan
+                                if d in axes), "")
+                raise InputError("the dimension %s is 0 (%s), and this expression divides by %s (a mean over the "
+                                 "batch, say), which has no value over nothing; pass at least one row, or write the "
+                                 "loss as a sum" % (d, culprit, d))
 
     def _convert(self, name, v):
         if type(v) is np.ndarray and v.dtype.kind == "f" and (v.ndim == 2 or not self._shape_plan):
@@ -239,17 +295,22 @@ class CompiledFunction(SecondOrder):
                 raise InputError("value of %r contains nan or inf; symgrad needs finite inputs" % name)
             return v if v.ndim else v[()]
         if isinstance(v, (builtins.float, builtins.int)) and not isinstance(v, bool):
-            if self.check_finite and not math.isfinite(v):
+            try:
+                f = np.float64(v)  # NumPy semantics: 1/0 is inf and (-1)**(1/3) nan, never Python errors
+            except OverflowError:  # an int beyond float range (10**400)
+                f = np.float64(real_number(name, v))  # raises InputError saying it does not fit
+            if self.check_finite and not math.isfinite(f):
                 raise InputError("value of %r is %r; symgrad needs finite numbers" % (name, v))
-            return np.float64(v)  # NumPy semantics: 1/0 is inf and (-1)**(1/3) nan, never Python errors
+            return f
         try:
             a = np.asarray(v)
         except Exception:  # noqa: BLE001 - anything NumPy cannot read is the user's value
             a = None
         if a is None or a.dtype.kind not in "biuf":
-            raise InputError("value of %r is %r (%s), not a number or numeric array" % (
-                name, v if len(repr(v)) < 60 else type(v).__name__, type(v).__name__))
-        if a.dtype.kind != "f":
+            # SymPy numbers, Fractions, Decimals, ints beyond int64 (object arrays, lists of them):
+            # converted one by one; complex, strings, ragged lists: InputError naming the value
+            a = float_array(name, v, a)
+        elif a.dtype.kind != "f":
             a = a.astype(np.float64)
         # a NaN or inf makes the sum non-finite (one fast pass); only then look element by element
         if self.check_finite and not math.isfinite(a.sum()) and not np.isfinite(a).all():
@@ -268,17 +329,22 @@ class CompiledFunction(SecondOrder):
             return value
         return _plain(value)
 
-    def _reduced(self, value, grads):
+    def _reduced(self, value, grads, bound):
         """The value and gradients combined over the batch (or a matrix output's entries)."""
         n = np.size(value)
         total = np.sum(value) if n != 1 or np.ndim(value) else value
+        if self.reduce == "mean" and n == 0:
+            raise self._empty_batch(bound)
         if self.reduce == "mean" and n > 1:
             total = total / n
             grads = [g / n for g in grads]
         return _plain(total), dict(zip(self._wrt_names, grads))
 
     def value_and_grad(self, /, *args, **values):
-        """(value, {name: gradient}) — value reduced like the gradients (sum or mean)."""
+        """(value, {name: gradient}) — value reduced like the gradients (sum or mean; with
+        ``reduce=None`` the value and the gradients per sample)."""
+        if self.reduce is None:
+            return self(*args, **values), self._per_sample(args, values)
         if self._point is not False:
             r = self._point_call("reverse", args, values)
             if r is not None:
@@ -292,7 +358,7 @@ class CompiledFunction(SecondOrder):
                 self._explain_nonfinite(bound, (value,))
             return value, dict(zip(self._wrt_names, grads))
         self._explain_nonfinite(bound, (float(np.sum(value)),))
-        return self._reduced(value, grads)
+        return self._reduced(value, grads, bound)
 
     def _bind_unchecked(self, args, values) -> list:
         """``_bind``, with every input checked: a NaN or inf input is an error even where a
@@ -308,7 +374,10 @@ class CompiledFunction(SecondOrder):
     def grad(self, /, *args, **values) -> dict:
         """{name: gradient of the (summed or averaged) value}, each shaped like its parameter.
 
-        Runs the gradient-only program: values only the output needs are not computed."""
+        Runs the gradient-only program: values only the output needs are not computed. With
+        ``reduce=None`` each gradient is per sample, the batch axes in front (symgrad.persample)."""
+        if self.reduce is None:
+            return self._per_sample(args, values)
         if self._point is not False:
             r = self._point_call("grad", args, values)
             if r is not None:  # one point: the batch has one sample, so "mean" divides by 1
@@ -323,9 +392,21 @@ class CompiledFunction(SecondOrder):
             else:
                 n = int(np.prod(np.broadcast_shapes(*(np.shape(v) for v, p in zip(bound, self.params)
                                                       if p in self._leaves))))
+            if n == 0:
+                raise self._empty_batch(bound)
             if n > 1:
                 grads = [g / n for g in grads]
         return dict(zip(self._wrt_names, grads))
+
+    def _per_sample(self, args, values) -> dict:
+        if getattr(self, "_per_sample_fn", None) is None:
+            from .persample import generate_per_sample
+            self._per_sample_fn = generate_per_sample(self.graph, self._ir_wrt, self._ir_args).functions["per_sample"]
+        bound = self._bind_unchecked(args, values)
+        with np.errstate(all="ignore"):
+            grads = self._per_sample_fn(*bound)
+        self._explain_nonfinite(bound, grads)
+        return {k: _plain(g) for k, g in zip(self._wrt_names, grads)}
 
     def _dim(self, d, bound) -> int:
         """The size of output dimension ``d`` (a number or a dimension symbol) in this call."""
@@ -357,9 +438,12 @@ class CompiledFunction(SecondOrder):
                 dots.append(np.zeros(np.shape(like)) if self.matrix else np.float64(0.0))
                 continue
             d = self._convert(k + " tangent", tangents[k])
-            if self.matrix and np.shape(d) != np.shape(like):
+            ds, ls = np.shape(d), np.shape(like)
+            if ds != ls and (self.matrix or len(ds) > len(ls) or any(
+                    a != 1 and a != b for a, b in zip(reversed(ds), reversed(ls)))):
                 raise InputError("the tangent of %r has shape %s but %r has shape %s; pass a tangent shaped like "
-                                 "its parameter" % (k, np.shape(d), k, np.shape(like)))
+                                 "its parameter%s" % (k, ds, k, ls, "" if self.matrix else
+                                                       " (a number is the same direction in every entry)"))
             dots.append(d)
         with np.errstate(all="ignore"):
             value, dot = self.functions["forward"](*bound, *dots)
@@ -391,6 +475,8 @@ def compile(expr, wrt, args=None, reduce: str = "sum", check_finite: bool = True
         expr = sp.sympify(expr, strict=True)
     except (sp.SympifyError, TypeError):
         raise InputError("expected a SymPy expression, got %r; parse strings with symgrad.parse_expr" % (expr,)) from None
+    if isinstance(expr, sp.MatrixBase):  # a vector or matrix of scalar expressions
+        return _vector(expr, wrt, args, reduce=reduce, check_finite=check_finite, rewrite=rewrite)
     matrix = is_matrix_expr(expr)
     known = sum(matrix_leaves(expr)[:2], ()) if matrix else tuple(free_symbols(expr))
     wrt = as_symbols(wrt, "wrt", known)
@@ -408,3 +494,25 @@ def compile(expr, wrt, args=None, reduce: str = "sum", check_finite: bool = True
         raise InputError("the expression uses %s, which is in neither args nor wrt; add it to args"
                          % ", ".join(sorted(missing)))
     return CompiledFunction(expr, wrt, args, reduce=reduce, check_finite=check_finite, rewrite=rewrite)
+
+
+def _vector(matrix, wrt, args, **options):
+    """``compile`` of an explicit SymPy Matrix of scalar expressions (symgrad.vector)."""
+    from .vector import VectorFunction
+
+    if any(isinstance(e, sp.MatrixExpr) or not isinstance(e, sp.Expr) for e in matrix):
+        raise InputError("a Matrix output must hold scalar expressions; for a matrix expression of "
+                         "MatrixSymbols pass the expression itself")
+    known = tuple(sorted(set().union(*(free_symbols(e) for e in matrix)), key=lambda s: s.name))
+    wrt = as_symbols(wrt, "wrt", known)
+    if not wrt:
+        raise InputError("wrt is empty; name the parameters to differentiate with respect to")
+    if args is None:
+        args = [s for s in known if s not in set(wrt)]
+    args = as_symbols(args, "args", known, strict=False)
+    check_wrt(matrix, wrt, args)
+    missing = [s.name for s in known if s not in set(wrt) | set(args)]
+    if missing:
+        raise InputError("the expression uses %s, which is in neither args nor wrt; add it to args"
+                         % ", ".join(sorted(missing)))
+    return VectorFunction(matrix, wrt, args, compile, **options)

@@ -97,6 +97,7 @@ class Names(dict):
     def __init__(self, leaf_names):
         super().__init__(leaf_names)
         self._leaf_by_name = {k.name: v for k, v in leaf_names.items()}
+        self.user_functions = {}  # name -> printing.UserFunction (a user's _imp_), bound by assemble
 
     def __missing__(self, s):
         if isinstance(s, Xi):
@@ -375,7 +376,7 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Modu
     dots = ", ".join(printer._print(sw.seeds[w]) for w in sw.wrt)
     forward_src = "def jvp(%s, %s):\n%s\n    return %s, %s\n" % (sig, dots, "\n".join(head + fwd), out, tangent_out)
 
-    extra = "import scipy.special\n" if any(m.startswith("scipy") for m in printer.module_imports) else ""
+    extra = extra_imports(printer, value_src + reverse_src + grad_src + forward_src)
     source = HEADER.format(expr=docstring(short_text(graph)), extra=extra)
     if not matrix:
         source += SUM_TO
@@ -389,12 +390,27 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Modu
 KINDS = (("value", "value"), ("reverse", "value_and_grad"), ("grad", "grad"), ("forward", "jvp"))
 
 
+def extra_imports(printer, code: str) -> str:
+    """Imports the printed ``code`` needs besides ``numpy as np``: scipy.special where a function
+    needs it, ``numpy`` itself where a user's ``_numpycode`` wrote ``numpy.exp(...)`` (SymPy's
+    own spelling); and a comment naming the user implementations (``_imp_``) the module calls,
+    which ``assemble`` binds."""
+    extra = "import scipy.special\n" if any(m.startswith("scipy") for m in printer.module_imports) else ""
+    if re.search(r"(?<![\w.])numpy\.", code):
+        extra += "import numpy\n"
+    for name, uf in sorted(getattr(printer.names, "user_functions", {}).items()):
+        extra += "# %s: the Python implementation (_imp_) given for %s, bound when the module is compiled\n" % (
+            name, comment(str(uf.func)))
+    return extra
+
+
 def assemble(source, sources, names, kinds=KINDS) -> Module:
     """Compile the module, register its source for ``inspect``, release it with the functions.
-    ``kinds``: (kind, function name) pairs to collect."""
+    ``kinds``: (kind, function name) pairs to collect. A user function's implementation
+    (``names.user_functions``) is bound in the module's namespace."""
     filename = "<symgrad-%s>" % hashlib.sha1(source.encode()).hexdigest()[:12]
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict = {}
+    namespace: dict = dict(getattr(names, "user_functions", {}))
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated, escaped source
     functions = {kind: namespace[fn] for kind, fn in kinds if fn in namespace}
     _release_with(next(iter(functions.values())), filename)

@@ -70,9 +70,16 @@ class SecondOrder:
         return self._stacked_fn
 
     def _hvp_bound(self, bound, dots, fn=None):
+        if self.reduce is None:
+            raise InputError("second derivatives are of the reduced value; compile with reduce='sum' or 'mean' "
+                             "(per-sample Hessians: not available)")
+        n = self._count(bound)
+        if n == 0 and self.reduce == "mean":
+            raise InputError("the batch is empty, so its mean has no second derivative; pass at least one sample")
         with np.errstate(all="ignore"):
             out = (fn or self._hvp_function())(*bound, *dots)
-        n = self._count(bound) if self.reduce == "mean" else 1
+        if self.reduce != "mean":
+            n = 1
         if n > 1:
             out = [o / n for o in out]
         if self.check_finite and not all(math.isfinite(float(np.sum(o))) for o in out):

@@ -8,12 +8,15 @@
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from .errors import UnsupportedError
 
-__all__ = ["ArithmeticOrder", "CodePrinter", "numpy_code", "text", "latex"]
+__all__ = ["ArithmeticOrder", "CodePrinter", "UserFunction", "numpy_code", "text", "latex"]
 
 try:  # scipy.special supplies erf, loggamma, ... when it is installed
     from sympy.printing.numpy import SciPyPrinter as _Base
@@ -51,6 +54,37 @@ class ArithmeticOrder:
         if len(expr.args) > 64:
             return "sum((%s,))" % ", ".join(self._print(a) for a in expr.args)
         return super()._print_Add(expr, order=order)
+
+
+class UserFunction:
+    """A user's Python implementation of a SymPy function (its ``_imp_``), called by generated
+    code on arrays: the implementation itself when it takes arrays (``lambda a: a**2``),
+    element by element when it only takes numbers (``math.exp``). Results are float64."""
+
+    def __init__(self, func, imp):
+        self.func, self.imp = func, imp
+        self._vectorized = None
+
+    def __call__(self, *args):
+        shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+        try:
+            out = np.asarray(self.imp(*args), dtype=float)
+            if out.shape != shape:
+                out = None
+        except Exception:  # noqa: BLE001 - a scalar-only implementation: call it per element below
+            out = None
+        if out is None:
+            if self._vectorized is None:
+                self._vectorized = np.vectorize(self.imp, otypes=[float])
+            try:
+                out = np.asarray(self._vectorized(*args), dtype=float)
+            except Exception as e:  # noqa: BLE001 - the user's own code failed: say whose
+                raise UnsupportedError("the Python implementation (_imp_) of %s failed on the values given: %s: %s"
+                                       % (self.func, type(e).__name__, e)) from e
+        return out if out.ndim else out[()]
+
+    def __repr__(self):
+        return "<implementation of %s>" % self.func
 
 
 class CodePrinter(ArithmeticOrder, _Base):
@@ -174,8 +208,32 @@ class CodePrinter(ArithmeticOrder, _Base):
         return super()._print_Piecewise(expr)
 
     def _print_Function(self, expr):
-        raise UnsupportedError("no NumPy code known for the function %s; give it a _numpycode method "
-                               "or rewrite it with known functions" % expr.func)
+        imp = getattr(expr.func, "_imp_", None)
+        if callable(imp):  # sympy's implemented_function, or an _imp_ of the class: called on arrays
+            return "%s(%s)" % (self._user_function(expr.func, imp), ", ".join(self._print(a) for a in expr.args))
+        raise UnsupportedError(
+            "no NumPy code known for the function %s; give the class a NumPy implementation: a method "
+            "_numpycode(self, printer) returning source, e.g. return 'np.exp(%%s)' %% printer._print(self.args[0]), "
+            "or an _imp_ staticmethod computing it on arrays (what sympy's implemented_function sets); or rewrite "
+            "it with known functions" % expr.func)
+
+    def _user_function(self, func, imp) -> str:
+        """The module-level name bound to ``func``'s Python implementation (``user_functions``:
+        name -> UserFunction, bound when the module is compiled)."""
+        table = getattr(self.names, "user_functions", None)  # emit.Names: shared with assemble, which binds them
+        if table is None:
+            table = self.__dict__.setdefault("user_functions", {})
+        for name, uf in table.items():
+            if uf.func is func:
+                return name
+        stem = "_imp_" + re.sub(r"[^0-9A-Za-z_]", "_", func.__name__)
+        taken = set(self.names.values()) if hasattr(self.names, "values") else set()
+        name, k = stem, 1
+        while name in table or name in taken:
+            k += 1
+            name = "%s_%d" % (stem, k)
+        table[name] = UserFunction(func, imp)
+        return name
 
 
 def numpy_code(expr, names: dict) -> str:

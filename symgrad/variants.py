@@ -20,7 +20,8 @@ import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.printing.pycode import PythonCodePrinter
 
-from .emit import HELPERS, SUM_TO, UFUNCS, Names, assemble, merge_accumulations, rhs, short_text, strip_parens
+from .emit import (HELPERS, SUM_TO, UFUNCS, Names, assemble, extra_imports, merge_accumulations, rhs, short_text,
+                   strip_parens)
 from .errors import UnsupportedError
 from .naming import comment, docstring, identifier_names
 from .passes import needed
@@ -505,7 +506,7 @@ def generate_batch(sw: Sweeps, args):
     value_src = "def value(%s):\n%s\n    return %s\n" % (sig, "\n".join(value_lines), out)
     reverse_src = "def value_and_grad(%s):\n%s\n    return %s, (%s,)\n" % (sig, "\n".join(head + body), out, grads)
     grad_src = "def grad(%s):\n%s\n    return (%s,)\n" % (sig, "\n".join(head + gbody), grads)
-    extra = "import scipy.special\n" if any(m.startswith("scipy") for m in printer.module_imports) else ""
+    extra = extra_imports(printer, value_src + reverse_src + grad_src)
     source = BATCH_HEADER.format(expr=docstring(short_text(graph)), extra=extra)
     if batch_used:
         source += SUM_TO

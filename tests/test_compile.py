@@ -265,7 +265,7 @@ def test_other_input_errors():
         sg.compile(w * x * y, wrt=[w], args=[x])
     with pytest.raises(InputError, match="both in args and in wrt"):
         sg.compile(w * x, wrt=[w], args=[x, w])
-    with pytest.raises(InputError, match="reduce must be 'sum' or 'mean'"):
+    with pytest.raises(InputError, match="reduce must be 'sum', 'mean' or None"):
         sg.compile(w * x, wrt=[w], reduce="max")
     f = sg.compile(w * x, wrt=[w], args=[x])
     with pytest.raises(InputError, match="tangent given for 'x', which is not a parameter"):
