@@ -7,7 +7,7 @@ itself as numerically stable NumPy code.
 >>> import sympy as sp
 >>> x = sp.Symbol("x")
 >>> sp.diff(sigmoid(x), x)
-(1 - sigmoid(x))*sigmoid(x)
+sigmoid(-x)*sigmoid(x)
 >>> sigmoid(0)
 1/2
 """

@@ -102,7 +102,9 @@ def pair_weight(p, q, left, right):
     if F.KINK == "mean":
         return sp.S.Half
     same = sp.Eq(p, q)
-    return sp.Piecewise((sp.S.Half, same), ((t - q) / sp.Piecewise((1, same), (p - q, True)), True))
+    # F.where keeps the guard outside the division (SymPy would move 1/Piecewise into its
+    # branches, and NumPy evaluates every branch: 1/0 where the slopes are equal)
+    return sp.Piecewise((sp.S.Half, same), ((t - q) / F.where(same, 1, p - q), True))
 
 
 def _max_pair(a, b, is_max, defs, local):
