@@ -18,6 +18,10 @@ from .frontend import decompose
 from .compiled import CompiledFunction, compile
 from .tables import Table, table
 from .check import GradientMismatch, check_grads
+from .picture import Picture, graph
+from .explain import explain
+from .check_table import check_table
+from .node_code import node_code
 from .parse import parse_expr, parse_symbols, parse_values
 from . import nn, train  # network builders and the training loop: symgrad.nn.mlp, symgrad.train.fit
 
@@ -30,6 +34,7 @@ __all__ = [
     "Graph", "Node", "decompose",
     "CompiledFunction", "compile",
     "Table", "table", "GradientMismatch", "check_grads",
+    "Picture", "graph", "explain", "check_table", "node_code",
     "parse_expr", "parse_symbols", "parse_values",
     "nn", "train",
 ]

@@ -27,7 +27,7 @@ from . import __version__, compile as compile_expr, table as make_table
 from .errors import InputError, SymgradError
 from .parse import parse_expr, parse_large_expr, parse_symbols, parse_values
 
-COMMANDS = ("table", "grad", "code")
+COMMANDS = ("table", "grad", "code", "graph", "explain", "check-table", "node")
 TABLE_FORMATS = ("text", "markdown", "latex", "json", "html")
 MODES = ("reverse", "forward")
 LECTURE = '"-y*log(1/(1+exp(-w*x)))"'
@@ -58,7 +58,7 @@ def build_parser():
                      "NumPy code for an expression, via elementary nodes ξ1, ξ2, ...",
                      epilog=f"example: symgrad table {LECTURE} --wrt w --at x=3,y=1,w=3")
     parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{table,grad,code}", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="{%s}" % ",".join(COMMANDS), parser_class=_Parser)
     commands.required = True
 
     def command(name, help_text, example, at=True):
@@ -95,7 +95,31 @@ def build_parser():
     code.add_argument("--mode", choices=("all", *MODES), default="all",
                       help="all: the whole module (value, value_and_grad, grad, jvp); reverse: "
                       "value_and_grad only, forward: jvp only, each with what it needs")
+    _teacher_commands(commands, command)
     return parser
+
+
+def _teacher_commands(commands, command):
+    """The teacher's kit: graph pictures, chain-rule paths, table checking, node code."""
+    pic = command("graph", "draw the derivative computation graph at a point (SVG or DOT)",
+                  f"{LECTURE} --wrt w --at x=3,y=1,w=3 -o graph.svg")
+    pic.add_argument("--format", choices=("svg", "dot"), default="svg")
+    pic.add_argument("--view", choices=("backward", "forward"), default="backward",
+                     help="backward: adjoints dL/dξ, arrows from a node to its arguments; forward: tangents")
+    pic.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    exp = command("explain", "list every chain-rule path from the output to one --wrt, their sum, "
+                  "and how reverse mode groups them", f"{LECTURE} --wrt w --at x=3,y=1,w=3")
+    exp.add_argument("--format", choices=("text", "json"), default="text")
+    chk = command("check-table", "check a hand-derived table (Markdown or CSV, in symgrad's layout) "
+                  "cell by cell; exit code 0 when every cell is right, 1 otherwise",
+                  f"{LECTURE} --wrt w --at x=3,y=1,w=3 --table student.md")
+    chk.add_argument("--table", required=True, metavar="FILE", help="the student's table (- for standard input)")
+    chk.add_argument("--format", choices=("text", "json"), default="text")
+    node = commands.add_parser("node", help="print a function's forward_pass and backward_pass",
+                               description="print an elementary function's forward_pass(inputs) and "
+                               "backward_pass(inputs, incoming_gradient), from its rule",
+                               epilog="example: symgrad node sigmoid")
+    node.add_argument("function", metavar="FUNCTION", help="a function name such as sigmoid, tanh, exp, mul")
 
 
 def main(argv=None):
@@ -107,8 +131,12 @@ def main(argv=None):
             args = build_parser().parse_args(_protect_expressions(argv))
         except SystemExit as done:  # --help and --version print, then exit cleanly
             return done.code or 0
-        _write(sys.stdout, RUN[args.command](args), table=args.command == "table")
-        return 0
+        result, code = RUN[args.command](args), 0
+        if isinstance(result, tuple):  # (text, exit code): check-table's verdict
+            result, code = result
+        if result is not None:
+            _write(sys.stdout, result, table=args.command == "table")
+        return code
     except (SymgradError, _UsageError) as exc:
         _complain("error", exc)
         return 2
@@ -182,7 +210,7 @@ def _protect_expressions(argv):
     """Keep an expression such as "-y*log(x)" from being read as an option.
 
     argparse treats any word starting with '-' as an option, except words containing a
-    space; symgrad's only one-dash options are -h and -e, so other such words get a leading
+    space; symgrad's only one-dash options are -h, -e and -o, so other such words get a leading
     space (stripped again by the parser). The word after -e, --expr or -- is always the
     expression ('--' itself is dropped, so options may follow it).
     """
@@ -192,7 +220,7 @@ def _protect_expressions(argv):
             expr = next(words, None)
             out += ([] if word == "--" else [word]) + ([] if expr is None else [_protect(expr)])
         else:
-            out.append(word if word.startswith("--") or word in ("-h", "-e") else _protect(word))
+            out.append(word if word.startswith("--") or word in ("-h", "-e", "-o") else _protect(word))
     return out
 
 
@@ -341,4 +369,55 @@ def _needed_by(source, function):
     return "\n".join(out).rstrip("\n")
 
 
-RUN = {"table": run_table, "grad": run_grad, "code": run_code}
+def run_graph(args):
+    from .picture import graph
+
+    expr = _expression(args)
+    pic = graph(expr, wrt=[w.name for w in _wrt(args)], at=_point(expr, args.at), view=args.view)
+    out = pic.to_svg() if args.format == "svg" else pic.to_dot()
+    if args.output is None:
+        return out
+    try:
+        with open(args.output, "w", encoding="utf-8") as file:
+            file.write(out + "\n")
+    except OSError as exc:
+        raise InputError(f"cannot write {args.output!r}: {exc.strerror or exc}") from None
+    return None
+
+
+def run_explain(args):
+    from .explain import explain
+
+    expr = _expression(args)
+    wrt = _wrt(args)
+    if len(wrt) != 1:
+        raise InputError(f"explain follows the paths to one symbol; --wrt gives {len(wrt)} "
+                         f"({', '.join(w.name for w in wrt)}): run it once for each")
+    e = explain(expr, wrt=wrt[0].name, at=_point(expr, args.at))
+    return e.to_json() if args.format == "json" else str(e)
+
+
+def run_check_table(args):
+    from .check_table import check_table
+
+    expr = _expression(args)
+    if args.table == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            with open(args.table, "rb") as file:
+                text = _decode(file.read(), repr(args.table))
+        except OSError as exc:
+            raise InputError(f"cannot read the table {args.table!r}: {exc.strerror or exc}") from None
+    report = check_table(expr, text, wrt=[w.name for w in _wrt(args)], at=_point(expr, args.at))
+    return (report.to_json() if args.format == "json" else str(report)), 0 if report.ok else 1
+
+
+def run_node(args):
+    from .node_code import node_code
+
+    return node_code(args.function)
+
+
+RUN = {"table": run_table, "grad": run_grad, "code": run_code, "graph": run_graph,
+       "explain": run_explain, "check-table": run_check_table, "node": run_node}

@@ -50,6 +50,11 @@ def at_kink(left, right):
     return lo if lo > 0 else hi
 
 
+def _raised(latex: str, exp) -> str:
+    """``latex`` raised to the LaTeX power ``exp`` (None: as it is)."""
+    return latex if exp is None else r"\left(%s\right)^{%s}" % (latex, exp)
+
+
 class sigmoid(sp.Function):
     """Logistic sigmoid σ(x) = 1/(1 + exp(−x)); σ'(x) = σ(x)σ(−x) = σ(x)(1 − σ(x)).
 
@@ -84,8 +89,8 @@ class sigmoid(sp.Function):
             self.args[0])
         return "(1/(1 + {0}({1})))".format(printer._module_format("numpy.exp"), arg)
 
-    def _latex(self, printer):
-        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+    def _latex(self, printer, exp=None):  # exp: SymPy prints f(x)**2 this way
+        return _raised(r"\sigma\left(%s\right)" % printer._print(self.args[0]), exp)
 
     def _sympystr(self, printer):
         return "sigmoid(%s)" % printer._print(self.args[0])
@@ -122,8 +127,8 @@ class relu(sp.Function):
     def _numpycode(self, printer):
         return "{0}({1}, 0)".format(printer._module_format("numpy.maximum"), printer._print(self.args[0]))
 
-    def _latex(self, printer):
-        return r"\operatorname{relu}\left(%s\right)" % printer._print(self.args[0])
+    def _latex(self, printer, exp=None):  # exp: SymPy prints f(x)**2 this way
+        return _raised(r"\operatorname{relu}\left(%s\right)" % printer._print(self.args[0]), exp)
 
 
 class leaky_relu(sp.Function):
@@ -163,9 +168,9 @@ class leaky_relu(sp.Function):
         x, alpha = (printer._print(a) for a in self.args)
         return "{0}({1} > 0, {1}, ({2})*({1}))".format(printer._module_format("numpy.where"), x, alpha)
 
-    def _latex(self, printer):
+    def _latex(self, printer, exp=None):  # exp: SymPy prints f(x)**2 this way
         x, alpha = (printer._print(a) for a in self.args)
-        return r"\operatorname{leaky\_relu}\left(%s, %s\right)" % (x, alpha)
+        return _raised(r"\operatorname{leaky\_relu}\left(%s, %s\right)" % (x, alpha), exp)
 
 
 class softplus(sp.Function):
@@ -202,8 +207,8 @@ class softplus(sp.Function):
             printer._module_format("numpy.maximum"), x, printer._module_format("numpy.log1p"),
             printer._module_format("numpy.exp"), printer._module_format("numpy.abs"))
 
-    def _latex(self, printer):
-        return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
+    def _latex(self, printer, exp=None):  # exp: SymPy prints f(x)**2 this way
+        return _raised(r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0]), exp)
 
 
 class logsumexp(sp.Function):
@@ -245,8 +250,8 @@ class logsumexp(sp.Function):
             out = "%s(%s, %s)" % (fn, printer._print(a), out)
         return out
 
-    def _latex(self, printer):
-        return r"\operatorname{logsumexp}\left(%s\right)" % ", ".join(printer._print(a) for a in self.args)
+    def _latex(self, printer, exp=None):  # exp: SymPy prints f(x)**2 this way
+        return _raised(r"\operatorname{logsumexp}\left(%s\right)" % ", ".join(printer._print(a) for a in self.args), exp)
 
 
 class hypot(sp.Function):
@@ -279,9 +284,9 @@ class hypot(sp.Function):
     def _numpycode(self, printer):
         return "%s(%s, %s)" % (printer._module_format("numpy.hypot"), *(printer._print(a) for a in self.args))
 
-    def _latex(self, printer):
+    def _latex(self, printer, exp=None):  # exp: SymPy prints f(x)**2 this way
         x, y = (printer._print(a) for a in self.args)
-        return r"\sqrt{%s^{2} + %s^{2}}" % (x, y)
+        return _raised(r"\sqrt{%s^{2} + %s^{2}}" % (x, y), exp)
 
 
 class where(sp.Function):
@@ -316,9 +321,9 @@ class where(sp.Function):
     def _numpycode(self, printer):
         return "%s(%s, %s, %s)" % (printer._module_format("numpy.where"), *(printer._print(a) for a in self.args))
 
-    def _latex(self, printer):
+    def _latex(self, printer, exp=None):  # exp: SymPy prints f(x)**2 this way
         cond, a, safe = (printer._print(e) for e in self.args)
-        return r"\begin{cases} %s & %s \\ %s & \text{otherwise} \end{cases}" % (a, cond, safe)
+        return _raised(r"\begin{cases} %s & %s \\ %s & \text{otherwise} \end{cases}" % (a, cond, safe), exp)
 
 
 ACTIVATIONS = {"sigmoid": sigmoid, "relu": relu, "leaky_relu": leaky_relu, "softplus": softplus}

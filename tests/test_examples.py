@@ -30,3 +30,12 @@ def test_one_neuron_step(capsys):
 def test_chain_rule_h(capsys):
     t, f = load("chain_rule_h").main()
     assert "h'(2) = 24.0" in capsys.readouterr().out
+
+
+def test_teacher_kit(capsys, tmp_path):
+    report, paths, chain, outdir = load("teacher_kit").main(tmp_path)
+    assert (report.wrong, report.follows) == (1, 3)
+    assert paths.count == 4
+    assert sorted(p.name for p in outdir.iterdir()) == ["logistic_backward.svg", "logistic_forward.svg",
+                                                        "p_h1_h2.svg", "triangle_network.svg"]
+    assert "def backward_pass(inputs, incoming_gradient):" in capsys.readouterr().out
