@@ -303,6 +303,9 @@ class where(sp.Function):
 
     nargs = 3
 
+    def _eval_is_commutative(self):  # a number, whatever its condition (a Boolean) is
+        return True
+
     @classmethod
     def eval(cls, cond, a, safe):
         if cond is sp.true:

@@ -102,9 +102,10 @@ def pair_weight(p, q, left, right):
     if F.KINK == "mean":
         return sp.S.Half
     same = sp.Eq(p, q)
-    # F.where keeps the guard outside the division (SymPy would move 1/Piecewise into its
-    # branches, and NumPy evaluates every branch: 1/0 where the slopes are equal)
-    return sp.Piecewise((sp.S.Half, same), ((t - q) / F.where(same, 1, p - q), True))
+    # NumPy evaluates every branch, so the division must not be 1/0 where the slopes are equal:
+    # there q is replaced by p + 1 (a value the Piecewise discards)
+    qs = F.where(same, p + 1, q)
+    return sp.Piecewise((sp.S.Half, same), ((t - qs) / (p - qs), True))
 
 
 def _max_pair(a, b, is_max, defs, local):
