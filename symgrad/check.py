@@ -1,9 +1,21 @@
 """``check_grads``: compiled derivatives against sympy.diff, finite differences and each other.
 
-Three independent checks, as autograd and JAX test their gradients:
-(a) reverse-mode gradient vs ``sympy.diff`` lambdified (exact oracle, tight tolerance);
-(b) the directional derivative along a seeded random direction vs central differences;
-(c) forward vs reverse mode: ⟨u, J v⟩ = ⟨Jᵀ u, v⟩.
+Three checks, as autograd and JAX test their gradients:
+(a) reverse-mode gradient vs ``sympy.diff`` (exact oracle, tight tolerance), taken once per
+operation in an iterative walk (``oracle.sympy_gradient``), so deep expressions never meet
+the recursion limit;
+(b) the directional derivative along a seeded random direction vs central differences, the
+direction scaled to the point (each coordinate by max(|x_i|, 1)) and the step chosen among
+ε^(1/3)·4^-k by the smallest estimated error, skipping steps that leave the domain
+(``numdiff``), with a tolerance from that error and the magnitude of f;
+(c) forward vs reverse mode: ⟨u, J v⟩ = ⟨Jᵀ u, v⟩, relative to Σ|∂f/∂x_i · v_i|.
+
+At a kink (|w| or relu at 0) the one-sided derivatives differ; a derivative between them
+passes with a note (``report=True`` returns it) instead of failing. A failure names the
+parameters, the direction, and the node whose local derivative is wrong (``blame``). For a
+user ``Function`` the sympy.diff check reuses its ``fdiff`` and is not independent; the
+report and every failure message say which checks were (``checkreport``). The checks
+themselves live in ``checkruns``.
 
 Networks (matrix expressions) get the same three checks. Their oracle never touches
 symgrad's compiler: every matrix becomes an explicit ``sp.Matrix`` (the parameters' entries
@@ -24,23 +36,21 @@ checks remain.
 
 from __future__ import annotations
 
+import sys
 
 import numpy as np
 import sympy as sp
 
-from .compiled import CompiledFunction, as_symbols, compile, free_symbols
-from .errors import InputError, SymgradError
-from .matrix import is_matrix_expr, matrix_leaves, source_text
-from .oracle import explicit, network_oracle
-from .printing import HAVE_SCIPY
+from .checkreport import Check, GradCheck, GradientMismatch, depth
+from .checkruns import Context, fd_check, fwd_rev_check, sympy_check
+from .compiled import CompiledFunction, as_symbols, compile
+from .errors import InputError, UnsupportedError
+from .matrix import is_matrix_expr, matrix_leaves
+from .oracle import postorder, explicit
 
-__all__ = ["GradientMismatch", "check_grads", "numeric_values", "explicit", "ORACLE_ENTRIES"]
+__all__ = ["GradientMismatch", "GradCheck", "check_grads", "numeric_values", "explicit", "ORACLE_ENTRIES"]
 
 ORACLE_ENTRIES = 64  # networks: the sympy.diff oracle runs while the parameters have at most this many entries
-
-
-class GradientMismatch(AssertionError, SymgradError):
-    """A derivative disagrees with its reference; the message shows both side by side."""
 
 
 def numeric_values(at: dict) -> dict:
@@ -62,6 +72,8 @@ def numeric_values(at: dict) -> dict:
 
 def _values_for(f, at) -> dict:
     """{name: value} for every input of ``f`` from ``at``; values of other symbols are ignored."""
+    if not isinstance(at, dict):
+        raise InputError("at must be a dict {symbol or name: value}, got %s" % type(at).__name__)
     vals = numeric_values(at)
     missing = [n for n in f.names if n not in vals]
     if missing:
@@ -69,19 +81,22 @@ def _values_for(f, at) -> dict:
     return {n: vals[n] for n in f.names}
 
 
-def _fail(kind, expr, at, rows):
-    lines = ["%s check failed for %s at %s" % (kind, sp.sstr(expr), {k: v for k, v in at.items()})]
-    lines += ["  %-10s compiled = %-24s reference = %s" % r for r in rows]
-    raise GradientMismatch("\n".join(lines))
+def _user_functions(expr) -> list:
+    """The user ``Function`` classes in ``expr``: sympy.diff differentiates them by their own fdiff."""
+    found = {type(e).__name__ for e in postorder(expr, lambda e: e.args)
+             if isinstance(e, sp.Function) and not type(e).__module__.startswith(("sympy", "symgrad"))}
+    return sorted(found)
 
 
-def check_grads(expr, wrt, at, args=None, rtol=1e-9, atol=1e-12, fd_rtol=1e-5, eps=1e-6, seed=0,
-                modes=("sympy", "fd", "fwd-rev"), fn: CompiledFunction | None = None) -> None:
-    """Raise GradientMismatch unless the compiled derivatives of ``expr`` pass all three checks.
+def check_grads(expr, wrt, at, args=None, rtol=1e-9, atol=1e-12, fd_rtol=1e-5, eps=None, seed=0,
+                modes=("sympy", "fd", "fwd-rev"), fn: CompiledFunction | None = None, report: bool = False):
+    """Raise GradientMismatch unless the compiled derivatives of ``expr`` pass the checks in ``modes``.
 
     ``at`` maps every symbol (or its name) to a number or array (a batch). ``fn`` lets a test
     pass an already compiled function (e.g. one built with a deliberately wrong rule).
-    Returns None on success.
+    Returns None on success, or with ``report=True`` a ``GradCheck`` saying which checks ran,
+    which were independent of symgrad's rules, and any kink notes. ``eps`` is the largest
+    relative finite-difference step (default ε^(1/3) ≈ 6e-6; smaller ones are tried too).
 
     For a network (a matrix expression, ``symgrad.matrix.is_matrix_expr``) ``at`` maps its
     MatrixSymbols (or their names) to 2-D arrays and its scalar symbols to numbers; the
@@ -91,98 +106,65 @@ def check_grads(expr, wrt, at, args=None, rtol=1e-9, atol=1e-12, fd_rtol=1e-5, e
     >>> import sympy as sp
     >>> x = sp.Symbol("x")
     >>> check_grads(sp.tanh(x)**2, wrt=[x], at={x: 0.3})
+    >>> r = check_grads(sp.Max(x, 0), wrt=[x], at={x: 0.0}, report=True)
+    >>> print(r)  # doctest: +ELLIPSIS
+    check_grads: sympy kink (independent); fd kink (independent); fwd-rev passed (consistency only)
+      fwd-rev: both programs use symgrad's rules
+      kink: one-sided derivatives differ (left 0, right 1) along x; symgrad uses the min-norm subgradient (kink convention 'min-norm'): 0; sympy.diff gives 0.5
+      kink: one-sided derivatives differ (left 0, right 0.12...) along the direction v; ...
+    >>> r.independent
+    ('sympy', 'fd')
     """
     expr = sp.sympify(expr)
-    if is_matrix_expr(expr):
-        return _check_network(expr, wrt, at, args, rtol, atol, fd_rtol, eps, seed, modes, fn)
-    wrt = as_symbols(wrt, "wrt", free_symbols(sp.sympify(expr)))
-    f = fn or compile(expr, wrt=wrt, args=args)
+    network = is_matrix_expr(expr)
+    if network:
+        mats, scalars, _ = matrix_leaves(expr)
+        wrt = as_symbols(wrt, "wrt", mats + scalars)
+    else:
+        wrt = as_symbols(wrt, "wrt", fn.params if fn is not None else _symbols(expr))
+    f = fn or _compile(expr, wrt, args)
     vals = _values_for(f, at)
-    wnames = [w.name for w in wrt]
-    value, grads = f.value_and_grad(**vals)
-    rng = np.random.default_rng(seed)
-
+    ctx = Context(expr, f, wrt, vals, _where(at), network, seed)
+    users = _user_functions(expr)
+    plan = {"sympy": not users, "fd": True, "fwd-rev": False}
+    notes = {"sympy": "it reuses the fdiff of %s" % ", ".join(users) if users else "",
+             "fwd-rev": "both programs use symgrad's rules"}
+    ctx.result = GradCheck(direction=ctx.dirs)
+    ctx.plan = [Check(m, "planned", plan[m], notes.get(m, "")) for m in ("sympy", "fd", "fwd-rev") if m in modes]
     if "sympy" in modes:
-        # The oracle differentiates over the reals, so |x|' is sign(x), not a complex expression.
-        real = {s: sp.Symbol(s.name, real=True) for s in f.params}
-        syms = [real[s] for s in f.params]
-        rows, bad = [], False
-        for w in wrt:
-            d = sp.lambdify(syms, sp.diff(expr.xreplace(real), real[w]), modules=["numpy", "scipy"] if HAVE_SCIPY else "numpy")
-            with np.errstate(all="ignore"):
-                ref = np.asarray(d(*[vals[s.name] for s in syms]), float)
-            full = np.broadcast_to(ref, np.broadcast_shapes(ref.shape, np.shape(f(**vals))))
-            shape = np.shape(vals[w.name])
-            ref_sum = _sum_to(full, shape) / (np.size(f(**vals)) if f.reduce == "mean" and np.size(f(**vals)) > 1 else 1)
-            ok = np.allclose(grads[w.name], ref_sum, rtol=rtol, atol=atol, equal_nan=False)
-            bad |= not ok
-            rows.append((w.name, _fmt(grads[w.name]), _fmt(ref_sum)))
-        if bad:
-            _fail("sympy.diff", expr, at, rows)
-
-    _directional(f, vals, grads, wnames, rng, modes, rtol, atol, fd_rtol, eps,
-                 lambda kind, rows: _fail(kind, expr, at, rows))
-
-
-def _directional(f, vals, grads, wnames, rng, modes, rtol, atol, fd_rtol, eps, fail):
-    """Checks (b) and (c): central differences and forward mode along one seeded random direction."""
-    directions = {n: _like(rng, vals[n]) for n in wnames}
+        sympy_check(ctx, rtol, atol, fd_rtol, ORACLE_ENTRIES)
     if "fd" in modes:
-        def total(shift):
-            moved = dict(vals)
-            for n in wnames:
-                moved[n] = vals[n] + shift * directions[n]
-            return float(np.sum(f(**moved)))
-        fd = (total(eps) - total(-eps)) / (2 * eps)
-        if f.reduce == "mean":
-            fd /= max(np.size(f(**vals)), 1)
-        analytic = sum(float(np.sum(grads[n] * directions[n])) for n in wnames)
-        if not np.isclose(analytic, fd, rtol=fd_rtol, atol=fd_rtol * 1e-2 + 1e-8):
-            fail("finite-difference", [("⟨∇f, v⟩", _fmt(analytic), _fmt(fd))])
-
+        fd_check(ctx, fd_rtol, eps)
     if "fwd-rev" in modes:
-        _, jv = f.jvp(directions, **vals)
-        lhs = float(np.sum(jv)) / (np.size(jv) if f.reduce == "mean" and np.size(jv) > 1 else 1)
-        rhs = sum(float(np.sum(grads[n] * directions[n])) for n in wnames)
-        if not np.isclose(lhs, rhs, rtol=rtol * 100, atol=atol * 100):
-            fail("forward/reverse", [("⟨u, Jv⟩", _fmt(lhs), "⟨Jᵀu, v⟩ = " + _fmt(rhs))])
+        fwd_rev_check(ctx, rtol, atol)
+    return ctx.result if report else None
 
 
-# ---------------------------------------------------------------------------- networks
+DEEP_LIMIT = 10000  # the most frames the fallback in _compile allows
 
 
-def _check_network(expr, wrt, at, args, rtol, atol, fd_rtol, eps, seed, modes, fn):
-    """check_grads for a matrix expression (a network's loss, or a matrix-valued expression)."""
-    mats, scalars, _ = matrix_leaves(expr)
-    wrt = as_symbols(wrt, "wrt", mats + scalars)
-    f = fn or compile(expr, wrt=wrt, args=args)
-    if not isinstance(at, dict):
-        raise InputError("at must be a dict {symbol or name: value}, got %s" % type(at).__name__)
-    vals = _values_for(f, at)
-    wnames = [w.name for w in wrt]
-    _, grads = f.value_and_grad(**vals)  # also checks every shape, naming the culprit
-    rng = np.random.default_rng(seed)
-    where = _where(at)
+def _compile(expr, wrt, args):
+    """``compile``; where a part of it still recurses on a very deep tree (a stability rewrite
+    asks SymPy for ``free_symbols``, which recurses), once more with Python's recursion limit
+    raised to 4 frames per level of the tree plus 1000, at most DEEP_LIMIT, and restored after."""
+    try:
+        return compile(expr, wrt=wrt, args=args)
+    except RecursionError:
+        pass
+    old = sys.getrecursionlimit()
+    levels = depth(expr)
+    sys.setrecursionlimit(min(max(old, 4 * levels + 1000), DEEP_LIMIT))
+    try:
+        return compile(expr, wrt=wrt, args=args)
+    except RecursionError:
+        raise UnsupportedError("the expression is %d levels deep, too deep to compile within %d frames of "
+                               "recursion" % (levels, sys.getrecursionlimit())) from None
+    finally:
+        sys.setrecursionlimit(old)
 
-    def fail(kind, rows):
-        lines = ["%s check failed for %s at %s" % (kind, source_text(expr), where)]
-        lines += ["  %-10s compiled = %-24s reference = %s" % r for r in rows]
-        raise GradientMismatch("\n".join(lines))
 
-    entries = sum(int(np.size(vals[n])) for n in wnames)
-    if "sympy" in modes and entries <= ORACLE_ENTRIES:
-        refs = network_oracle(expr, f, wrt, vals)
-        lines, bad = [], False
-        for w in wnames:
-            got, ref = np.asarray(grads[w], float), np.asarray(refs[w], float)
-            ok = got.shape == ref.shape and np.allclose(got, ref, rtol=rtol, atol=atol, equal_nan=False)
-            bad |= not ok
-            lines += _compare(w, got, ref, ok)
-        if bad:
-            raise GradientMismatch("\n".join(["sympy.diff check failed for %s at %s" % (source_text(expr), where)]
-                                             + lines))
-
-    _directional(f, vals, grads, wnames, rng, modes, rtol, atol, fd_rtol, eps, fail)
+def _symbols(expr):
+    return sorted({e for e in postorder(expr, lambda e: e.args) if isinstance(e, sp.Symbol)}, key=str)
 
 
 def _where(at) -> str:
@@ -201,39 +183,3 @@ def _num_text(v) -> str:
         return repr(float(v))
     except (TypeError, ValueError):
         return sp.sstr(v)
-
-
-def _compare(name, got, ref, ok) -> list:
-    """Report lines for one parameter's gradient: whether it agrees, else its worst entry and
-    (when small) both arrays in full."""
-    shape = "×".join(str(n) for n in got.shape) or "scalar"
-    if ok:
-        return ["  %-10s (%s) agrees with the reference" % (name, shape)]
-    if got.shape != ref.shape:
-        return ["  %-10s compiled shape %s, reference shape %s" % (name, got.shape, ref.shape)]
-    diff = np.abs(got - ref)
-    diff = np.where(np.isnan(diff), np.inf, diff)
-    i = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
-    at = "[%s]" % ", ".join(str(int(j)) for j in i) if i else ""
-    lines = ["  %-10s (%s) differs most at %s%s: compiled = %r, reference = %r" % (
-        name, shape, name, at, float(got[i]), float(ref[i]))]
-    if got.size <= 24:
-        pad = "\n" + " " * 25
-        lines.append("  %-10s compiled  = %s" % ("", _fmt(got).replace("\n", pad)))
-        lines.append("  %-10s reference = %s" % ("", _fmt(ref).replace("\n", pad)))
-    return lines
-
-
-def _like(rng, v):
-    return float(rng.standard_normal()) if np.ndim(v) == 0 else rng.standard_normal(np.shape(v))
-
-
-def _sum_to(g, shape):
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
-    g = g.sum(axis=axes) if axes else g
-    return float(g) if not shape else np.reshape(g, shape)
-
-
-def _fmt(v):
-    return np.array2string(np.asarray(v), precision=12) if np.ndim(v) else repr(float(v))

@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 import sympy as sp
 
+from .checkreport import expr_text
 from .compiled import as_symbols, compile
 from .emit import generate
 from .errors import InputError
@@ -200,7 +201,7 @@ def matrix_table(expr, wrt, at, direction=None, seed: int = 0) -> MatrixTable:
         bar = f.sweeps.adjoint.get(leaf)
         gradient[w.name] = eval(printer.doprint(bar), env) if bar is not None else np.zeros(np.shape(env[module.names[leaf]]))  # noqa: S307
     return MatrixTable(tuple(rows), tuple(w.name for w in f.wrt), value, gradient,
-                       f.graph.nodes[-1].name if f.graph.nodes else sp.sstr(f.graph.output), sp.sstr(expr),
+                       f.graph.nodes[-1].name if f.graph.nodes else sp.sstr(f.graph.output), expr_text(expr, limit=10 ** 6),
                        dirs, note)
 
 

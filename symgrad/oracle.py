@@ -28,7 +28,7 @@ from .printing import HAVE_SCIPY
 __all__ = ["explicit", "network_oracle", "sympy_gradient"]
 
 
-def _postorder(root, kids):
+def postorder(root, kids):
     """Each distinct subexpression of ``root`` once, after its ``kids(e)``, without recursion."""
     done, stack = set(), [root]
     while stack:
@@ -132,7 +132,7 @@ def explicit(expr, values: dict, sizes: dict | None = None):
         return e.func(*a)
 
     memo: dict = {}
-    for e in _postorder(sp.sympify(expr), kids):
+    for e in postorder(sp.sympify(expr), kids):
         memo[e] = combine(e, [memo[k] for k in kids(e)])
     return memo[sp.sympify(expr)]
 
@@ -183,18 +183,27 @@ def network_oracle(expr, f, wrt, vals) -> dict:
 
 
 def sympy_gradient(expr, syms, at) -> np.ndarray:
-    """The gradient of the scalar SymPy expression ``expr`` by ``syms`` at ``at`` ({symbol: float}).
+    """The gradient of the scalar SymPy expression ``expr`` by ``syms`` at ``at`` ({symbol: value}).
 
     ``sympy.diff(expr, s)`` for every entry s is exact but SymPy rebuilds the whole tree once
-    per symbol (minutes for a batch of 32). The same derivative is taken here with SymPy's own
-    rules, once per operation: each distinct subexpression ``F(a1, …, an)`` gets its value
-    and its gradient Σ ∂F/∂ai · ∇ai, where ∂F/∂ai is ``sympy.diff`` of F on placeholder
-    arguments (lambdified once per kind of operation). Nothing of symgrad's rules or
-    compiler is involved; a Piecewise follows the branch its conditions choose.
+    per symbol (minutes for a batch of 32), and it recurses: a tree a few hundred levels deep
+    meets Python's recursion limit. The same derivative is taken here with SymPy's own rules,
+    once per operation, in an iterative post-order walk: each distinct subexpression
+    ``F(a1, …, an)`` gets its value and its gradient Σ ∂F/∂ai · ∇ai, where ∂F/∂ai is
+    ``sympy.diff`` of F on placeholder arguments (lambdified once per kind of operation).
+    Nothing of symgrad's rules or compiler is involved; a Piecewise follows the branch its
+    conditions choose. Values may be arrays (a batch): the result then has shape
+    (len(syms),) + the broadcast shape of the values, one derivative per batch entry.
+
+    >>> import sympy as sp, numpy as np
+    >>> x, w = sp.symbols("x w")
+    >>> sympy_gradient(sp.sin(w * x), [w], {w: 0.0, x: np.array([1.0, 2.0])}).tolist()
+    [[1.0, 2.0]]
     """
     n = len(syms)
     index = {s: i for i, s in enumerate(syms)}
-    zero = np.zeros(n)
+    shape = np.broadcast_shapes(*[np.shape(v) for v in at.values()]) if at else ()
+    zero = np.zeros((n,) + shape)
     rules: dict = {}
     modules = ["numpy", "scipy"] if HAVE_SCIPY else "numpy"
 
@@ -211,57 +220,67 @@ def sympy_gradient(expr, syms, at) -> np.ndarray:
             bad = [p for p in parts if p.has(sp.Derivative, sp.Subs)]
             if bad:
                 raise UnsupportedError("sympy.diff cannot differentiate %s; check this expression with "
-                                       "modes=('fd', 'fwd-rev')" % sp.sstr(e)[:80])
-            rules[key] = (sp.lambdify(xs, template, modules), sp.lambdify(xs, parts, modules))
+                                       "modes=('fd', 'fwd-rev')" % type(e).__name__)
+            rules[key] = (sp.lambdify(xs, template, modules), [sp.lambdify(xs, p, modules) for p in parts])
         return rules[key]
 
     def kids(e):
         return () if not e.args or e.is_Atom else e.args
 
+    def num(v):
+        v = np.asarray(v)
+        return np.real(v).astype(float) if v.dtype.kind in "fcib" else v.astype(float)
+
     memo: dict = {}  # subexpression -> (value, gradient or None for a condition)
     with np.errstate(all="ignore"):
-        for e in _postorder(expr, kids):
+        for e in postorder(expr, kids):
             if e in index:
                 g = zero.copy()
                 g[index[e]] = 1.0
-                memo[e] = (np.float64(at[e]), g)
+                memo[e] = (num(at[e]), g)
             elif e.is_Symbol:
                 if e not in at:
                     raise InputError("no value for %s" % e)
-                memo[e] = (np.float64(at[e]), zero)
+                memo[e] = (num(at[e]), zero)
             elif e.is_Number or e.is_NumberSymbol:
                 memo[e] = (np.float64(float(e)), zero)
             elif isinstance(e, (sp.logic.boolalg.BooleanAtom,)):
-                memo[e] = (bool(e), None)
-            elif isinstance(e, sp.Piecewise):  # the branch whose condition holds first
-                chosen = next((branch for branch, holds in (memo[pair] for pair in e.args) if holds), None)
-                memo[e] = chosen if chosen is not None else (np.float64(np.nan), zero + np.nan)
-            elif isinstance(e, ExprCondPair):  # (the branch's value and gradient, whether it is taken)
-                memo[e] = (memo[e.expr], bool(memo[e.cond][0]))
+                memo[e] = (np.asarray(bool(e)), None)
+            elif isinstance(e, sp.Piecewise):  # the branch whose condition holds first, entry by entry
+                pairs = [memo[pair] for pair in e.args]
+                conds = [np.broadcast_to(np.asarray(holds, bool), shape) for _, holds in pairs]
+                vals = [np.broadcast_to(v, shape) for (v, _), _ in pairs]
+                grads = [np.broadcast_to(g, zero.shape) for (_, g), _ in pairs]
+                memo[e] = (np.select(conds, vals, np.nan), np.select([c[None] for c in conds], grads, np.nan))
+            elif isinstance(e, ExprCondPair):  # (the branch's value and gradient, where it is taken)
+                memo[e] = (memo[e.expr], np.asarray(memo[e.cond][0], bool))
             elif e.is_Add:  # the sum rule
                 args = [memo[a] for a in e.args]
-                memo[e] = (np.float64(sum(a[0] for a in args)), np.sum([a[1] for a in args], axis=0))
+                memo[e] = (sum(a[0] for a in args), sum(a[1] for a in args))
             elif e.is_Mul:  # the product rule: ∂/∂ai = the product of the other factors
                 args = [memo[a] for a in e.args]
-                xs = [float(a[0]) for a in args]
-                left = np.cumprod([1.0] + xs[:-1])
-                right = np.cumprod([1.0] + xs[::-1][:-1])[::-1]
+                xs = [a[0] for a in args]
+                left, right = [np.float64(1.0)], [np.float64(1.0)]
+                for v in xs[:-1]:
+                    left.append(left[-1] * v)
+                for v in xs[:0:-1]:
+                    right.append(right[-1] * v)
                 grad = zero.copy()
-                for l, r, (_, ga) in zip(left, right, args):
+                for l, r, (_, ga) in zip(left, right[::-1], args):
                     if ga.any():
-                        grad += (l * r) * ga
-                memo[e] = (np.float64(np.prod(xs)), grad)
+                        grad = grad + (l * r) * ga
+                memo[e] = (left[-1] * xs[-1], grad)
             else:
                 args = [memo[a] for a in e.args]
                 value_of, partials_of = rule(e)
                 xs = [a[0] for a in args]
-                value = value_of(*xs)
+                value = num(value_of(*xs))
                 if partials_of is None:
-                    memo[e] = (bool(value), None)
+                    memo[e] = (np.asarray(value, bool), None)
                     continue
                 grad = zero.copy()
-                for p, (_, ga) in zip(partials_of(*xs), args):
+                for p, (_, ga) in zip(partials_of, args):
                     if ga is not None and ga.any():
-                        grad += np.real(p) * ga
-                memo[e] = (np.float64(np.real(value)), grad)
-    return memo[expr][1]
+                        grad = grad + num(p(*xs)) * ga
+                memo[e] = (value, grad)
+    return np.broadcast_to(memo[expr][1], zero.shape).copy()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .inputs import as_symbols, check_wrt
+from .checkreport import depth, expr_text
 from .errors import InputError
 from .graph import decompose
 from .printing import latex, text
@@ -70,9 +71,18 @@ def _point(graph, at, exact):
     return point
 
 
+EXACT_DEPTH = 12  # an exact value deeper than this (a chain of 100 tanh's) is kept as a 30-digit Float
+
+
 def _run(program, env):
+    """Each statement's value from the values before it. Statements are shallow (one node), so
+    nothing recurses deeply; an exact value that would nest deeper than EXACT_DEPTH is
+    replaced by its 30-digit value, so the next statement again sees a shallow expression."""
     for a in program:
-        env[a.target] = a.expr.xreplace(env)
+        v = a.expr.xreplace(env)
+        if not v.is_Atom and depth(v, EXACT_DEPTH + 1) > EXACT_DEPTH:
+            v = v.evalf(30)
+        env[a.target] = v
     return env
 
 
@@ -117,7 +127,7 @@ def table(expr, wrt, at, exact: bool = True, share: bool = True, direction=None)
     check_wrt(graph.expr, wrt, [])
     if not graph.nodes:
         raise InputError("%s has no operations to tabulate" % sp.sstr(graph.expr))
-    sw = sweeps(graph, wrt, all_adjoints=True)
+    sw = sweeps(graph, wrt, all_adjoints=True, inline_tangents=False)  # a tangent for every node
     env = _run(sw.values, dict(_point(graph, at, exact)))
 
     tangents = []
@@ -149,7 +159,7 @@ def table(expr, wrt, at, exact: bool = True, share: bool = True, direction=None)
             _num(v)
     notes = tuple((n.name, kink_note(n.expr)) for n in graph.nodes if kink_note(n.expr))
     return Table(tuple(rows), tuple(w.name for w in wrt), {s.name: v for s, v in _point(graph, at, exact).items()},
-                 env[graph.output], gradient, graph.nodes[-1].name, sp.sstr(graph.expr), notes)
+                 env[graph.output], gradient, graph.nodes[-1].name, expr_text(graph.expr, limit=10 ** 6), notes)
 
 
 def _num(v) -> float:
