@@ -273,10 +273,11 @@ class Table:
                 "value": _num(r.value), "exact_value": text(r.value),
                 "partials": [{"wrt": text(a), "expr": text(p), "substituted": text(q), "value": _num(v)}
                              for a, p, q, v in r.partials],
-                "tangent": _num(r.tangents[0]),
                 "tangents": {w: _num(t) for w, t in zip(self.wrt, r.tangents)},
                 "adjoint": _num(r.adjoint), "exact_adjoint": text(r.adjoint),
             })
+            if len(self.wrt) == 1:  # "tangent" only where it is unambiguous; "tangents" always
+                nodes[-1]["tangent"] = _num(r.tangents[0])
         return {"expression": self.expression, "wrt": list(self.wrt),
                 "at": {k: _num(v) for k, v in self.at.items()},
                 "value": _num(self.value), "exact_value": text(self.value),

@@ -105,3 +105,13 @@ def test_kink_convention_is_shown_for_kinked_nodes():
     assert "relu'(0) = 0" in str(t).splitlines()[-1]
     assert t.gradient["w"] == 1  # relu'(0)·x = 0, plus exp(0)
     assert relu_row.name in json.loads(t.to_json())["notes"]
+
+
+def test_json_has_one_tangent_per_parameter():
+    import sympy as sp
+    import symgrad as sg
+    x, w, b = sp.symbols("x w b")
+    data = sg.table(sp.exp(w * x + b), wrt=[w, b], at={x: 2, w: 0, b: 0}).to_dict()
+    first, second = data["nodes"][0], data["nodes"][1]  # ξ1 = w*x, ξ2 = ξ1 + b
+    assert "tangent" not in first and first["tangents"] == {"w": 2.0, "b": 0.0}  # dξ1/dw = x, dξ1/db = 0
+    assert second["tangents"] == {"w": 2.0, "b": 1.0}
