@@ -89,7 +89,8 @@ def _user_functions(expr) -> list:
 
 
 def check_grads(expr, wrt, at, args=None, rtol=1e-9, atol=1e-12, fd_rtol=1e-5, eps=None, seed=0,
-                modes=("sympy", "fd", "fwd-rev"), fn: CompiledFunction | None = None, report: bool = False):
+                modes=("sympy", "fd", "fwd-rev"), fn: CompiledFunction | None = None, report: bool = False,
+                order: int = 1):
     """Raise GradientMismatch unless the compiled derivatives of ``expr`` pass the checks in ``modes``.
 
     ``at`` maps every symbol (or its name) to a number or array (a batch). ``fn`` lets a test
@@ -97,6 +98,8 @@ def check_grads(expr, wrt, at, args=None, rtol=1e-9, atol=1e-12, fd_rtol=1e-5, e
     Returns None on success, or with ``report=True`` a ``GradCheck`` saying which checks ran,
     which were independent of symgrad's rules, and any kink notes. ``eps`` is the largest
     relative finite-difference step (default ε^(1/3) ≈ 6e-6; smaller ones are tried too).
+    ``order=2`` also checks Hessian-vector products (``symgrad.check2.check_second``: central
+    differences of the gradient, and sympy.hessian for scalar expressions).
 
     For a network (a matrix expression, ``symgrad.matrix.is_matrix_expr``) ``at`` maps its
     MatrixSymbols (or their names) to 2-D arrays and its scalar symbols to numbers; the
@@ -137,6 +140,11 @@ def check_grads(expr, wrt, at, args=None, rtol=1e-9, atol=1e-12, fd_rtol=1e-5, e
         fd_check(ctx, fd_rtol, eps)
     if "fwd-rev" in modes:
         fwd_rev_check(ctx, rtol, atol)
+    if order not in (1, 2):
+        raise InputError("order must be 1 or 2, got %r" % (order,))
+    if order == 2:
+        from .check2 import check_second
+        check_second(expr, wrt, at, args=args, seed=seed, f=f)
     return ctx.result if report else None
 
 

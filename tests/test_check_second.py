@@ -53,3 +53,9 @@ def test_network_second_derivatives_pass():
     rng = np.random.default_rng(0)
     at = {"X": rng.normal(size=(5, 3)), "Y": np.eye(2)[rng.integers(0, 2, 5)], **sg.nn.init_params(net, seed=2)}
     check_second(net.loss, wrt=net.params, at=at, args=[net.inputs, net.targets])
+
+
+def test_check_grads_order_2_runs_the_second_order_checks():
+    sg.check_grads(sp.exp(w * x) * b**2, wrt=[w, b], at={x: 0.4, w: 0.3, b: -0.2}, order=2)
+    with pytest.raises(GradientMismatch, match="second derivatives disagree"):
+        sg.check_grads(my_sin(w * x), wrt=[w], at={x: 0.7, w: 0.3}, order=2)
