@@ -87,6 +87,8 @@ def build_parser():
     grad.add_argument("--mode", choices=MODES, default="reverse",
                       help="reverse: one backward sweep; forward: one tangent sweep per --wrt")
     grad.add_argument("--format", choices=("text", "json"), default="text")
+    grad.add_argument("--hessian", action="store_true",
+                      help="also print the Hessian d2L/da db for every pair of --wrt parameters")
 
     code = command("code", "print the generated NumPy module, ready to run",
                    f"{LECTURE} --wrt w --args x,y", at=False)
@@ -328,10 +330,22 @@ def run_grad(args):
         bad = ", ".join(bad[:-1]) + " and " + bad[-1] if len(bad) > 1 else bad[0]
         raise InputError(f"{bad} {'is' if ' and ' not in bad else 'are'} infinite or "
                          f"undefined at the point {where}; choose a point inside the expression's domain")
+    hessian = None
+    if getattr(args, "hessian", False):
+        hessian = {a: {b: float(v) for b, v in row.items()} for a, row in fn.hessian(**values).items()}
+        bad = [f"d2L/d{a}d{b}" for a, row in hessian.items() for b, v in row.items() if not math.isfinite(v)]
+        if bad:
+            raise InputError(f"{bad[0]} is infinite or undefined at this point; choose a point inside the domain")
     if args.format == "json":
         gradient = {name: results[f"dL/d{name}"] for name in gradient}
-        return json.dumps({"value": results["value"], "gradient": gradient, "mode": args.mode}, indent=2)
-    return "\n".join(f"{label} = {number!r}" for label, number in results.items())
+        out = {"value": results["value"], "gradient": gradient, "mode": args.mode}
+        if hessian is not None:
+            out["hessian"] = hessian
+        return json.dumps(out, indent=2)
+    lines = [f"{label} = {number!r}" for label, number in results.items()]
+    if hessian is not None:
+        lines += [f"d2L/d{a}d{b} = {v!r}" for a, row in hessian.items() for b, v in row.items()]
+    return "\n".join(lines)
 
 
 def run_code(args):

@@ -506,3 +506,15 @@ def test_python_dash_m_error():
     assert done.stdout == ""
     assert done.stderr.startswith("symgrad: error: ") and done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr
+
+
+def test_grad_hessian_flag_prints_second_derivatives():
+    import json as _json
+    import subprocess as _sp
+    import sys as _sys
+    r = _sp.run([_sys.executable, "-m", "symgrad", "grad", "x**3*y", "--wrt", "x,y", "--at", "x=2,y=5",
+                 "--hessian", "--format", "json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    h = _json.loads(r.stdout)["hessian"]
+    # d2/dx2 x^3 y = 6xy = 60, d2/dxdy = 3x^2 = 12, d2/dy2 = 0
+    assert h == {"x": {"x": 60.0, "y": 12.0}, "y": {"x": 12.0, "y": 0.0}}
