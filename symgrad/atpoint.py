@@ -82,9 +82,10 @@ class PointGraph:
         return out
 
 
-def point_values(graph, at, exact: bool = False) -> dict:
+def point_values(graph, at, exact: bool = False, digits: int = DIGITS) -> dict:
     """{leaf: SymPy number} from ``at`` ({symbol or name: number}); raises InputError naming a
-    missing or non-numeric value. Values for symbols the graph does not use are ignored."""
+    missing or non-numeric value. Values for symbols the graph does not use are ignored.
+    The one reader of a point for tables, pictures, explain and check_table."""
     if not isinstance(at, dict):
         raise InputError("at must be a dict {symbol: value}, got %s" % type(at).__name__)
     by_name = {s.name: s for s in graph.leaves}
@@ -92,14 +93,16 @@ def point_values(graph, at, exact: bool = False) -> dict:
     for k, v in at.items():
         name = k.name if isinstance(k, sp.Symbol) else str(k)
         if name not in by_name:
-            continue
+            continue  # a value for a symbol the expression does not use is harmless
         try:
-            num = sp.sympify(v, strict=True)
+            num = sp.sympify(v, strict=True) if not isinstance(v, str) else None
         except (sp.SympifyError, TypeError):
             num = None
-        if num is None or not num.is_number or not num.is_real or not num.is_finite:
-            raise InputError("value of %r is %r, which is not a finite real number" % (name, v))
-        point[by_name[name]] = num if exact else sp.N(num, DIGITS)
+        if num is None or not num.is_number or num.free_symbols:
+            raise InputError("value of %r is %r, which is not a number" % (name, v))
+        if not num.is_real or not num.is_finite:
+            raise InputError("value of %r is %s; the tables need finite real numbers" % (name, num))
+        point[by_name[name]] = num if exact else sp.N(num, digits)
     missing = [s.name for s in graph.leaves if s not in point]
     if missing:
         raise InputError("no value for %s in at; add %s" % (

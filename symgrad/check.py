@@ -41,7 +41,7 @@ import sys
 import numpy as np
 import sympy as sp
 
-from .checkreport import Check, GradCheck, GradientMismatch, depth
+from .checkreport import Check, GradCheck, GradientMismatch, depth, numeric_values
 from .checkruns import Context, fd_check, fwd_rev_check, sympy_check
 from .compiled import CompiledFunction, as_symbols, compile
 from .errors import InputError, UnsupportedError
@@ -51,23 +51,6 @@ from .oracle import postorder, explicit
 __all__ = ["GradientMismatch", "GradCheck", "check_grads", "numeric_values", "explicit", "ORACLE_ENTRIES"]
 
 ORACLE_ENTRIES = 64  # networks: the sympy.diff oracle runs while the parameters have at most this many entries
-
-
-def numeric_values(at: dict) -> dict:
-    """{symbol name: float or array} from a dict keyed by symbols or names."""
-    out = {}
-    for k, v in at.items():
-        name = k.name if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else str(k)
-        if isinstance(v, sp.MatrixBase):  # an explicit SymPy matrix of numbers
-            if v.free_symbols:
-                raise InputError("value of %r is %s, which still contains symbols" % (name, sp.sstr(v)))
-            v = np.array(v.tolist(), dtype=float)
-        elif isinstance(v, sp.Basic):
-            if v.free_symbols:
-                raise InputError("value of %r is %s, which still contains symbols" % (name, sp.sstr(v)))
-            v = float(v)
-        out[name] = v if isinstance(v, np.ndarray) else (float(v) if np.ndim(v) == 0 else np.asarray(v, float))
-    return out
 
 
 def _values_for(f, at) -> dict:

@@ -40,7 +40,7 @@ def _text(v) -> str:
 def check_second(expr, wrt, at, args=None, rtol=1e-8, fd_rtol=1e-5, seed=0, f=None):
     """Raise GradientMismatch when H·v along a seeded random direction disagrees with central
     differences of the gradient or (scalar expressions) with ``sympy.hessian``."""
-    from .check import GradientMismatch, numeric_values
+    from .checkreport import GradientMismatch, numeric_values
     from .compiled import compile as compile_
     from .matrix import is_matrix_expr
 

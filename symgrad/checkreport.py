@@ -22,9 +22,9 @@ from typing import NamedTuple
 import numpy as np
 import sympy as sp
 
-from .errors import SymgradError
+from .errors import InputError, SymgradError
 
-__all__ = ["Check", "GradCheck", "GradientMismatch", "expr_text", "depth"]
+__all__ = ["Check", "GradCheck", "GradientMismatch", "expr_text", "depth", "numeric_values"]
 
 PRINT_DEPTH = 120  # SymPy's printers recurse once or more per level: deeper trees are described, not printed
 LABEL = {"sympy": "sympy.diff", "fd": "finite differences", "fwd-rev": "forward/reverse"}
@@ -110,3 +110,20 @@ def expr_text(expr, limit: int = 200) -> str:
 
 def fmt(v) -> str:
     return np.array2string(np.asarray(v), precision=12) if np.ndim(v) else repr(float(v))
+
+
+def numeric_values(at: dict) -> dict:
+    """{symbol name: float or array} from a dict keyed by symbols or names."""
+    out = {}
+    for k, v in at.items():
+        name = k.name if isinstance(k, (sp.Symbol, sp.MatrixSymbol)) else str(k)
+        if isinstance(v, sp.MatrixBase):  # an explicit SymPy matrix of numbers
+            if v.free_symbols:
+                raise InputError("value of %r is %s, which still contains symbols" % (name, sp.sstr(v)))
+            v = np.array(v.tolist(), dtype=float)
+        elif isinstance(v, sp.Basic):
+            if v.free_symbols:
+                raise InputError("value of %r is %s, which still contains symbols" % (name, sp.sstr(v)))
+            v = float(v)
+        out[name] = v if isinstance(v, np.ndarray) else (float(v) if np.ndim(v) == 0 else np.asarray(v, float))
+    return out

@@ -24,6 +24,7 @@ import sympy as sp
 from .inputs import as_symbols, check_wrt
 from .checkreport import depth, expr_text
 from .errors import InputError
+from .atpoint import point_values
 from .graph import decompose
 from .printing import latex, text
 from .rules import kink_note, rule_for
@@ -47,28 +48,7 @@ class Row:
 
 
 def _point(graph, at, exact):
-    if not isinstance(at, dict):
-        raise InputError("at must be a dict {symbol: value}, got %s" % type(at).__name__)
-    by_name = {s.name: s for s in graph.leaves}
-    point = {}
-    for k, v in at.items():
-        name = k.name if isinstance(k, sp.Symbol) else str(k)
-        if name not in by_name:
-            continue  # a value for a symbol the expression does not use is harmless
-        try:
-            num = sp.sympify(v, strict=True) if not isinstance(v, str) else None
-        except (sp.SympifyError, TypeError):
-            num = None
-        if num is None or not num.is_number or num.free_symbols:
-            raise InputError("value of %r is %r, which is not a number" % (name, v))
-        if not num.is_real or not num.is_finite:
-            raise InputError("value of %r is %s; tables need finite real numbers" % (name, num))
-        point[by_name[name]] = num if exact else num.evalf(17)
-    missing = [s.name for s in graph.leaves if s not in point]
-    if missing:
-        raise InputError("no value for %s in at; add %s" % (
-            ", ".join(repr(m) for m in missing), ", ".join("%s=..." % m for m in missing)))
-    return point
+    return point_values(graph, at, exact, digits=17)
 
 
 EXACT_DEPTH = 12  # an exact value deeper than this (a chain of 100 tanh's) is kept as a 30-digit Float
