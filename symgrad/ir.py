@@ -186,8 +186,20 @@ class Graph:
         (``tanh(X*W1 + 1*b1)``) for a matrix node, the readable form for a scalar one."""
         if not self.is_matrix:
             return sp.sstr(self.readable(node, small), order="none")
-        text = user_text(node.source)
+        if self._tree_size(node.symbol) > 40:  # printing a deep network's whole subexpression per node
+            text = sp.sstr(node.expr)           # costs O(depth) each; its own definition, by ξ names
+        else:
+            text = user_text(node.source)
         return text if len(text) <= 70 else text[:67] + "..."
+
+    def _tree_size(self, symbol) -> int:
+        """Nodes in ``symbol``'s expression tree (shared parts counted each time), up to it."""
+        sizes = {}
+        for n in self.nodes:
+            sizes[n.symbol] = 1 + sum(sizes.get(a, 0) for a in n.args)
+            if n.symbol == symbol:
+                break
+        return sizes.get(symbol, 1)
 
     def readable(self, node: Node, small: dict | None = None) -> sp.Expr:
         """What ``node`` computes for a person: its user subexpression if small, else its

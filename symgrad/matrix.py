@@ -126,7 +126,9 @@ def _coeff_split(t):
 def _split_matrix(e, ntrans):
     """(kids, build) for one matrix-level subexpression: ``build(atoms)`` is the node's IR
     expression over its kids' symbols, or ``("apply", f)`` for an elementwise function."""
-    if isinstance(e, sp.MatrixExpr) and not isinstance(e, (sp.MatrixSymbol, sp.Transpose)):
+    # e.T pushes the transpose through the whole subexpression (SymPy's doit): only worth it
+    # where there are transposes to cancel
+    if isinstance(e, sp.MatrixExpr) and not isinstance(e, (sp.MatrixSymbol, sp.Transpose)) and ntrans[e]:
         et = e.T
         if ntrans[et] < ntrans[e]:
             return [et], lambda a: O.T(a[0])
