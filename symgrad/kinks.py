@@ -113,7 +113,7 @@ def _max_pair(a, b, is_max, defs, local):
     base, p, q = common(a, b, defs, local)
     if base is None:  # unrelated values
         return sp.S.Half
-    lo, hi = (sp.Min(p, q), sp.Max(p, q)) if not (p.is_Number and q.is_Number) else (min(p, q), max(p, q))
+    lo, hi = sp.Min(p, q), sp.Max(p, q)  # numbers when both slopes are
     left, right = (lo, hi) if is_max else (hi, lo)
     return pair_weight(p, q, left, right)
 

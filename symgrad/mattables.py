@@ -46,14 +46,19 @@ __all__ = ["MatrixRow", "MatrixTable", "matrix_table"]
 SMALL = 6  # matrices with at most this many entries are printed in full
 
 
-def _cell(v) -> str:
+def cell(v, digits: int = 10, small: int = SMALL, precision: int = 6) -> str:
+    """A value for a table or picture cell: a number, a small matrix in full, else its norm.
+
+    >>> cell(0.5), cell([[1.0, 2.0]]), cell(np.ones((3, 3)))
+    ('0.5', '[[1., 2.]]', '‖·‖ = 3')
+    """
     if v is None:
         return "—"
     a = np.asarray(v, dtype=float)
     if a.ndim == 0:
-        return "%.10g" % float(a)
-    if a.size <= SMALL:
-        return np.array2string(a, precision=6, separator=", ").replace("\n", "")
+        return "%.*g" % (digits, float(a))
+    if a.size <= small:
+        return np.array2string(a, precision=precision, separator=", ").replace("\n", "")
     return "‖·‖ = %.6g" % float(np.linalg.norm(a))
 
 
@@ -91,20 +96,20 @@ class MatrixTable:
     direction_note: str = ""
 
     def _cells(self):
-        return [[r.name, r.definition, str(tuple(r.shape)), _cell(r.value), _cell(r.tangent), _cell(r.adjoint)]
+        return [[r.name, r.definition, str(tuple(r.shape)), cell(r.value), cell(r.tangent), cell(r.adjoint)]
                 for r in self.rows]
 
     _HEADER = ["ξ", "definition", "shape", "value", "dξ/dv", "dL/dξ"]
 
     def _footer(self):
         notes = ["%s: %s" % (r.name, r.kink) for r in self.rows if r.kink]
-        lines = notes + ["L = %s = %s; %s" % (self.output, _cell(self.value), "; ".join(
-            "dL/d%s = %s" % (w, _cell(g)) for w, g in self.gradient.items()))]
+        lines = notes + ["L = %s = %s; %s" % (self.output, cell(self.value), "; ".join(
+            "dL/d%s = %s" % (w, cell(g)) for w, g in self.gradient.items()))]
         if self.direction is not None:
             slope = self.rows[-1].tangent if self.rows else 0.0
             lines.append("dξ/dv: tangents along %s: %s; dL/dv = ⟨∇L, v⟩ = %s" % (
-                self.direction_note, ", ".join("v_%s = %s" % (w, _cell(v)) for w, v in self.direction.items()),
-                _cell(np.sum(slope))))
+                self.direction_note, ", ".join("v_%s = %s" % (w, cell(v)) for w, v in self.direction.items()),
+                cell(np.sum(slope))))
         return "\n".join(lines)
 
     def __str__(self):

@@ -27,7 +27,7 @@ import sympy as sp
 
 from symgrad import functions
 from symgrad.errors import InputError
-from symgrad.penalties import l1_penalty, l2_penalty
+from symgrad.penalties import exact_number, l1_penalty, l2_penalty
 
 # One shared real dummy for every elementwise function: building the same activation twice
 # gives equal expressions (so the graph can share them), and d|t|/dt is sign(t), not a
@@ -46,21 +46,6 @@ def _require_matrix(M, name):
 
 def _same(a, b):
     return sp.sympify(a - b) == 0
-
-
-def _number(value, name):
-    """A real number as an exact SymPy number (0.01 -> 1/100, so expressions print cleanly)."""
-    if isinstance(value, sp.Basic):
-        if not value.is_number or value.is_real is False:
-            raise InputError(f"{name} must be a real number; got {value!r}")
-        return value
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a real number; got {value!r}") from None
-    if not math.isfinite(x):
-        raise InputError(f"{name} must be finite; got {value!r}")
-    return sp.Rational(repr(x)) if isinstance(value, float) else sp.nsimplify(value)
 
 
 def rows(M):
@@ -142,7 +127,7 @@ def leaky_relu(Z, alpha=0.01):
     Lambda(_t, leaky_relu(_t, 1/10)).(Z)
     """
     _require_matrix(Z, "Z")
-    a = _number(alpha, "leaky_relu alpha")
+    a = exact_number(alpha, "leaky_relu alpha")
     return _elementwise(Z, lambda t: functions.leaky_relu(t, a))
 
 
@@ -237,7 +222,7 @@ def huber(Z, Y, delta=1):
     Trace(1*Lambda(_t, Piecewise((-2*_t - 2, _t < -2), (2*_t - 2, _t > 2), (_t**2/2, True))).(-Y + Z))/8
     """
     B = _pair(Z, Y, "huber")
-    d = _number(delta, "huber delta")
+    d = exact_number(delta, "huber delta")
     if not d > 0:
         raise InputError(f"huber delta must be positive; got {delta!r}")
     # Three branches instead of |r|: each piece is a polynomial, so its derivative

@@ -21,18 +21,31 @@ from symgrad.errors import InputError
 _t = sp.Dummy("t", real=True)   # one shared dummy, so building a penalty twice gives equal expressions
 
 
-def _strength(value, what):
+def exact_number(value, name):
+    """A real number as an exact SymPy number (0.01 -> 1/100, so expressions print cleanly).
+
+    >>> exact_number(0.01, "alpha"), exact_number(sp.Rational(1, 3), "alpha")
+    (1/100, 1/3)
+    """
     if isinstance(value, sp.Basic):
-        if value.is_number and not (value.is_real and value >= 0):
-            raise InputError(f"{what} strength must be a real number >= 0; got {value!r}")
+        if not value.is_number or value.is_real is False:
+            raise InputError(f"{name} must be a real number; got {value!r}")
         return value
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"{what} strength must be a number >= 0; got {value!r}") from None
-    if not (math.isfinite(x) and x >= 0):
-        raise InputError(f"{what} strength must be a finite number >= 0; got {value!r}")
+        raise InputError(f"{name} must be a real number; got {value!r}") from None
+    if not math.isfinite(x):
+        raise InputError(f"{name} must be finite; got {value!r}")
     return sp.Rational(repr(x)) if isinstance(value, float) else sp.nsimplify(value)
+
+
+def _strength(value, what):
+    """A penalty strength as an exact SymPy number, refused unless real and >= 0."""
+    lam = exact_number(value, "%s strength" % what)
+    if lam.is_number and not (lam.is_real and lam >= 0):
+        raise InputError(f"{what} strength must be a finite number >= 0; got {value!r}")
+    return lam
 
 
 def _symbols(params, what):

@@ -17,7 +17,7 @@ import numpy as np
 
 from .compiled import compile
 from .ir import MatLeaf, user_text
-from .mattables import matrix_table
+from .mattables import cell, matrix_table
 from .ops import is_matrix_op
 from .printing import text
 from .rules import local_partials
@@ -26,14 +26,7 @@ __all__ = ["matrix_picture"]
 
 
 def _cell(v) -> str:
-    if v is None:
-        return "—"
-    a = np.asarray(v, dtype=float)
-    if a.ndim == 0:
-        return "%.6g" % float(a)
-    if a.size <= 4:
-        return np.array2string(a, precision=4, separator=", ").replace("\n", "")
-    return "‖·‖ = %.6g" % float(np.linalg.norm(a))
+    return cell(v, digits=6, small=4, precision=4)
 
 
 def _cut(s, n=44):
