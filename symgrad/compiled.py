@@ -26,6 +26,7 @@ from .graph import decompose
 from .hessian import SecondOrder
 from .ir import MatLeaf
 from .matrix import check_shapes, decompose_matrix, is_matrix_expr, matrix_leaves
+from .portable import ForeignArray, Portable, is_foreign
 from .inputs import as_symbols, broadcast_message, check_wrt, float_array, free_symbols, real_number
 from .rewrite import stabilize
 from .sweeps import sweeps
@@ -42,7 +43,7 @@ _FLOATS = frozenset({float})
 _FLOATLIKE = frozenset({float, int, np.float64})  # read as float64 scalars by the NumPy path too
 
 
-class CompiledFunction(SecondOrder):
+class CompiledFunction(SecondOrder, Portable):
     """A compiled expression. Values are passed by symbol name (or positionally in
     ``args + wrt`` order); arrays broadcast as in NumPy.
 
@@ -246,6 +247,10 @@ class CompiledFunction(SecondOrder):
                           "an empty batch is 0 and its gradient zeros)" % empty)
 
     def _bind_slow(self, args, values) -> list:
+        return [self._convert(n, v) for n, v in zip(self.names, self._gather(args, values))]
+
+    def _gather(self, args, values) -> list:
+        """The values in ``names`` order, as given (InputError for a missing, unknown or repeated one)."""
         if len(args) > len(self.names):
             raise InputError("got %d positional values but this function takes %d (%s)"
                              % (len(args), len(self.names), ", ".join(self.names)))
@@ -264,7 +269,7 @@ class CompiledFunction(SecondOrder):
         if missing:
             raise InputError("missing value for %s; pass %s" % (
                 ", ".join(repr(m) for m in missing), ", ".join("%s=..." % m for m in missing)))
-        return [self._convert(n, v) for n, v in zip(self.names, bound)]
+        return bound
 
     def _check_shapes(self, bound) -> None:
         """Matrix arguments: 2-D, fixed sizes as declared, symbolic sizes consistent (the fast
@@ -302,6 +307,8 @@ class CompiledFunction(SecondOrder):
             if self.check_finite and not math.isfinite(f):
                 raise InputError("value of %r is %r; symgrad needs finite numbers" % (name, v))
             return f
+        if is_foreign(v):  # a JAX, PyTorch, CuPy or Dask array: the methods run symgrad.portable's path
+            raise ForeignArray(name, v)
         try:
             a = np.asarray(v)
         except Exception:  # noqa: BLE001 - anything NumPy cannot read is the user's value
@@ -322,7 +329,10 @@ class CompiledFunction(SecondOrder):
             r = self._point_call("value", args, values)
             if r is not None:
                 return r
-        bound = self._bind(args, values)
+        try:
+            bound = self._bind(args, values)
+        except ForeignArray:
+            return self._portable_call("value", args, values)
         with np.errstate(all="ignore"):
             value = (self._batch_fn("value", bound) or self.functions["value"])(*bound)
         if self._out_size is not None:  # a matrix-valued output: the matrix itself
@@ -349,7 +359,10 @@ class CompiledFunction(SecondOrder):
             r = self._point_call("reverse", args, values)
             if r is not None:
                 return r[0], dict(zip(self._wrt_names, r[1]))
-        bound = self._bind_unchecked(args, values)
+        try:
+            bound = self._bind_unchecked(args, values)
+        except ForeignArray:
+            return self._portable_call("reverse", args, values)
         with np.errstate(all="ignore"):
             value, grads = (self._batch_fn("reverse", bound) or self.functions["reverse"])(*bound)
         if self.matrix and self._out_size is None:  # a network's loss: one number, gradients shaped already
@@ -382,7 +395,10 @@ class CompiledFunction(SecondOrder):
             r = self._point_call("grad", args, values)
             if r is not None:  # one point: the batch has one sample, so "mean" divides by 1
                 return dict(zip(self._wrt_names, r))
-        bound = self._bind_unchecked(args, values)
+        try:
+            bound = self._bind_unchecked(args, values)
+        except ForeignArray:
+            return self._portable_call("grad", args, values)
         with np.errstate(all="ignore"):
             grads = (self._batch_fn("grad", bound) or self.functions["grad"])(*bound)
         self._explain_nonfinite(bound, grads)
@@ -430,6 +446,12 @@ class CompiledFunction(SecondOrder):
         """(value, J·v): directional derivative along ``tangents`` ({wrt name: tangent}, a missing
         one is zero), per sample; for a matrix expression the tangent of its (summed) value."""
         wrt_names = self._check_tangents(tangents)
+        try:
+            return self._jvp_numpy(wrt_names, tangents, args, values)
+        except ForeignArray:
+            return self._portable_call("forward", args, values, tangents)
+
+    def _jvp_numpy(self, wrt_names, tangents, args, values):
         bound = self._bind(args, values)
         dots = []
         for k, w in zip(wrt_names, self.wrt):

@@ -34,7 +34,7 @@ from .errors import UnsupportedError
 from .ir import Xi, XiBar, XiDot, user_text
 from .naming import comment, docstring, identifier_names
 from .passes import VIEWS, inline_broadcasts, needed, plan_inplace
-from .printing import CodePrinter
+from .flavours import NUMPY, XP
 from .sweeps import Assign, Sweeps
 
 __all__ = ["Module", "generate", "short_text", "HEADER", "assemble", "dimension_lines", "statement_lines"]
@@ -276,17 +276,21 @@ def dimension_lines(graph, params, names) -> list:
     return head
 
 
-def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Module:
+def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False, flavour: str = "numpy") -> Module:
     """Python source for value, reverse (value_and_grad), gradient-only (grad) and forward (jvp)
     functions of ``sw``. ``grad`` computes only the values the reverse sweep reads. For
     matrix programs ``inplace`` lets statements overwrite owned, dead buffers (tables turn
     it off to read every intermediate); ``tape=True`` makes ``value_and_grad`` return its
-    local variables instead of the gradients (the tables read values and adjoints by name)."""
+    local variables instead of the gradients (the tables read values and adjoints by name).
+    ``flavour="xp"`` writes the array-API module (symgrad.flavours, symgrad.portable): no
+    in-place statements, results left as the library's arrays."""
+    fl = XP if flavour == "xp" else NUMPY
+    inplace = inplace and fl.inplace
     graph = sw.graph
     matrix = graph.is_matrix
     params = list(args) + list(sw.wrt)
     names = Names(identifier_names(params + list(graph.dims)))
-    printer = CodePrinter(names)
+    printer = fl.printer(names)
     sig = ", ".join(names[p] for p in params)
     head = dimension_lines(graph, params, names)
     shape = (lambda s: sw.shapes.get(s, ())) if matrix and inplace else None
@@ -325,20 +329,19 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Modu
         results, handed = [], set()
         for g, w in zip(adjoints, sw.wrt):
             if g is None:
-                results.append("np.zeros(np.shape(%s))" % names[w] if graph.shape(w) else "0.0")
+                results.append(fl.zeros % names[w] if graph.shape(w) else "0.0")
             elif not graph.shape(w):
-                results.append("float(%s)" % strip_parens(printer.doprint(g)))
+                results.append(fl.scalar % strip_parens(printer.doprint(g)))
             elif _fresh(g, targets) and g not in handed:  # W1 + W2: one adjoint, two gradients of their own
                 results.append(printer.doprint(g))
                 handed.add(g)
             else:  # a view or another variable: the caller gets an array of its own
-                results.append("np.array(%s, dtype=np.result_type(%s, float))" % (strip_parens(printer.doprint(g)),
-                                                                                    names[w]))
+                results.append(fl.own % (strip_parens(printer.doprint(g)), names[w]))
         grads = grads_only = ", ".join(results)
         returned = [g for g in adjoints if g is not None]
     else:
         adjoints = [sp.S.Zero if g is None else g for g in adjoints]
-        grads = ", ".join("_sum_to(%s, %s, np.shape(%s))" % (printer.doprint(g), names[w], out)
+        grads = ", ".join("_sum_to(%s, %s, %s)" % (printer.doprint(g), names[w], fl.shape % out)
                           for g, w in zip(adjoints, sw.wrt))
         grads_only = ", ".join("_sum_to(%s, %s, _batch)" % (printer.doprint(g), names[w])
                                for g, w in zip(adjoints, sw.wrt))
@@ -357,7 +360,7 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Modu
         # The batch shape is the broadcast of the inputs' shapes (every operation is elementwise).
         leaves = set(graph.leaves)
         used = [names[p] for p in params if p in leaves]
-        batch = "np.broadcast_shapes(%s)" % ", ".join("np.shape(%s)" % u for u in used)
+        batch = fl.bshape % ", ".join(fl.shape % u for u in used)
         grad_src = "def grad(%s):\n    _batch = %s\n%s\n    return (%s,)\n" % (sig, batch, "\n".join(gbody), grads_only)
 
     # Forward mode interleaves each value with its tangent, in node order (no in-place updates:
@@ -377,11 +380,18 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False) -> Modu
     forward_src = "def jvp(%s, %s):\n%s\n    return %s, %s\n" % (sig, dots, "\n".join(head + fwd), out, tangent_out)
 
     extra = extra_imports(printer, value_src + reverse_src + grad_src + forward_src)
-    source = HEADER.format(expr=docstring(short_text(graph)), extra=extra)
-    if not matrix:
-        source += SUM_TO
+    if fl is XP and re.search(r"(?<![\w.])(np|numpy|scipy)\.", value_src + reverse_src + grad_src + forward_src):
+        raise UnsupportedError("a function's _numpycode writes NumPy code directly (np.… or numpy.…), which runs "
+                               "on NumPy arrays only; spell its calls with printer._module_format('numpy.exp') so "
+                               "that other array libraries get their own")
+    if fl is XP:
+        source = fl.header.format(expr=docstring(short_text(graph)), extra=extra) + fl.runtime
+    else:
+        source = HEADER.format(expr=docstring(short_text(graph)), extra=extra)
+        if not matrix:
+            source += SUM_TO
     for h in sorted(printer.helpers):
-        source += HELPERS[h]
+        source += (fl.helpers or HELPERS)[h]
     source = source.rstrip("\n") + "\n\n\n" + "\n\n".join((value_src, reverse_src, grad_src, forward_src))
     return assemble(source, {"value": value_src, "reverse": reverse_src, "grad": grad_src, "forward": forward_src},
                      names)
@@ -404,13 +414,15 @@ def extra_imports(printer, code: str) -> str:
     return extra
 
 
-def assemble(source, sources, names, kinds=KINDS) -> Module:
+def assemble(source, sources, names, kinds=KINDS, env=None) -> Module:
     """Compile the module, register its source for ``inspect``, release it with the functions.
     ``kinds``: (kind, function name) pairs to collect. A user function's implementation
-    (``names.user_functions``) is bound in the module's namespace."""
+    (``names.user_functions``) is bound in the module's namespace, and so is ``env`` (the
+    array-API flavour's ``xp`` and friends, symgrad.portable)."""
     filename = "<symgrad-%s>" % hashlib.sha1(source.encode()).hexdigest()[:12]
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict = dict(getattr(names, "user_functions", {}))
+    namespace.update(env or {})
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated, escaped source
     functions = {kind: namespace[fn] for kind, fn in kinds if fn in namespace}
     _release_with(next(iter(functions.values())), filename)
