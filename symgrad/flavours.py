@@ -91,6 +91,10 @@ def _copysign(a, b):
     return xp.copysign(_arr(a), _arr(b))
 
 
+def _where(c, a, b):
+    return xp.where(c, _arr(a), _arr(b))
+
+
 def _remainder(a, b):
     return xp.remainder(_arr(a), _arr(b))
 '''

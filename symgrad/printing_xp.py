@@ -31,7 +31,7 @@ RENAMED = {"arccos": "acos", "arccosh": "acosh", "arcsin": "asin", "arcsinh": "a
 
 # Two-argument functions: called through a runtime helper (``_maximum``) that makes a Python number
 # an array of the call's dtype first (torch.maximum(t, 0) wants two tensors).
-BINARY = ("maximum", "minimum", "hypot", "logaddexp", "atan2", "copysign", "remainder")
+BINARY = ("maximum", "minimum", "hypot", "logaddexp", "atan2", "copysign", "remainder", "where")
 
 # NumPy constants -> their value as a Python float literal (a float mixes with every library's arrays).
 CONSTANTS = {"e": repr(float(sp.E)), "pi": repr(float(sp.pi)), "euler_gamma": repr(float(sp.EulerGamma)),
@@ -83,7 +83,7 @@ class XPPrinter(CodePrinter):
     def _print_Heaviside(self, expr):
         h0 = expr.args[1] if len(expr.args) > 1 else sp.S.Half
         x = self._print(expr.args[0])
-        return "xp.where(%s > 0, 1.0, xp.where(%s < 0, 0.0, %s))" % (x, x, self._print(sp.Float(h0)))
+        return "_where(%s > 0, 1.0, _where(%s < 0, 0.0, %s))" % (x, x, self._print(sp.Float(h0)))
 
     def _print_Relational(self, expr):
         op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[expr.rel_op]
@@ -116,7 +116,7 @@ class XPPrinter(CodePrinter):
             pieces.append((sp.nan, sp.true))  # NumPy's np.select default
         out = self._print(pieces[-1][0])
         for value, cond in reversed(pieces[:-1]):
-            out = "xp.where(%s, %s, %s)" % (self._print(cond), self._print(value), out)
+            out = "_where(%s, %s, %s)" % (self._print(cond), self._print(value), out)
         return out
 
     def _print_Pow(self, expr, rational=False):

@@ -32,6 +32,7 @@ from symgrad.errors import InputError, SymgradError
 from symgrad.history import History
 from symgrad.metrics import accuracy, one_hot, predict
 from symgrad.optim import SGD, Adam, AdamW, Momentum, Optimizer, clip_by_global_norm, decay_rates, global_norm, positive_number
+from symgrad.portable import library_of
 from symgrad.progress import Progress
 
 __all__ = ["fit", "History", "TrainingError", "MixedPrecisionWarning", "SGD", "Momentum", "Adam", "AdamW",
@@ -94,12 +95,12 @@ def _check_data(data, params, what="data"):
         raise InputError(f"{what} must be a non-empty dict name -> array (samples along axis 0); got {type(data).__name__}")
     arrays, counts = {}, {}
     for name, v in data.items():
-        a = np.asarray(v)
+        lazy = library_of(v) == "dask"  # a Dask array (from a memmap, Zarr, ...): read batch by batch
+        a = v if lazy else np.asarray(v)  # a np.memmap stays a memmap: only the batches are read
         if a.ndim == 0:
             raise InputError(f"{what}[{name!r}] is a scalar; every data array needs samples along axis 0")
-        if a.dtype.kind in "fc" and not np.isfinite(a).all():
-            row = int(np.argwhere(~np.isfinite(a))[0][0])
-            raise InputError(f"{what}[{name!r}] contains a non-finite value in sample {row}; clean or impute it first")
+        if not lazy:
+            _check_finite_rows(a, f"{what}[{name!r}]")  # block by block: a memmap is never read whole
         arrays[name], counts[name] = a, a.shape[0]
     if len(set(counts.values())) > 1:
         desc = ", ".join(f"{k}: {n}" for k, n in counts.items())
@@ -108,6 +109,38 @@ def _check_data(data, params, what="data"):
     if clash:
         raise InputError(f"{clash[0]!r} is both a data array and a parameter; rename one")
     return arrays, next(iter(counts.values()))
+
+
+ROWS = 1 << 16  # rows per block when data is checked or read in blocks (bounded memory for memmaps)
+
+
+def _check_finite_rows(a, label, samples=None):
+    """InputError naming the first sample with a non-finite value (``samples``: the sample
+    number of each row, default its position); reads ``a`` block by block."""
+    if a.dtype.kind not in "fc":
+        return
+    for lo in range(0, a.shape[0], ROWS):
+        block = a[lo:lo + ROWS]
+        if not np.isfinite(block).all():
+            j = lo + int(np.argwhere(~np.isfinite(np.asarray(block)))[0][0])
+            row = j if samples is None else int(samples[j])
+            raise InputError(f"{label} contains a non-finite value in sample {row}; clean or impute it first")
+
+
+def _rows(a, rows, label):
+    """Samples ``rows`` (a slice or index array) of a data array, in memory: a NumPy array or
+    memmap is indexed; a Dask array computes just those rows (read in sorted order, for the
+    chunks' sake), checked for finiteness."""
+    if library_of(a) != "dask":
+        return a[rows]
+    if isinstance(rows, slice):
+        block = np.asarray(a[rows])
+        _check_finite_rows(block, label, range(rows.start, rows.start + block.shape[0]))
+        return block
+    order = np.argsort(rows, kind="stable")
+    block = np.asarray(a[rows[order]])[np.argsort(order, kind="stable")]
+    _check_finite_rows(block, label, rows)
+    return block
 
 
 def _common_dtype(params, weak, sources):
@@ -266,14 +299,12 @@ def fit(value_and_grad, params, data, epochs, batch_size=None, optimizer=None, s
                 optimizer.lr = float(lr)
             if lr0 is not None:
                 history.lr.append(optimizer.lr)
-            if shuffle and batch_size < n:
-                order = rng.permutation(n)
-                epoch_data = {k: a[order] for k, a in arrays.items()}
-            else:
-                epoch_data = arrays
+            # each batch is read from the data on its own (a memmap or Dask array is never loaded whole)
+            order = rng.permutation(n) if shuffle and batch_size < n else None
             total = 0.0
             for i, lo in enumerate(range(0, n, batch_size), start=1):
-                batch = {k: a[lo:lo + batch_size] for k, a in epoch_data.items()}
+                rows = slice(lo, lo + batch_size) if order is None else order[lo:lo + batch_size]
+                batch = {k: _rows(a, rows, f"data[{k!r}]") for k, a in arrays.items()}
                 loss, grads = vg(**batch, **params)
                 loss = float(loss)
                 if not math.isfinite(loss):
