@@ -298,7 +298,7 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False, flavour
 
     values = list(sw.values)
     inlined = set()
-    if matrix and inplace:
+    if matrix and (inplace or fl is XP):  # the array-API module too: a (B, n) bias copy is a big Dask chunk
         consumers = {}
         for n in graph.nodes:
             for a in n.args:
