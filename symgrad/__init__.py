@@ -16,6 +16,7 @@ from .rules import kink
 from .ir import Graph, Node
 from .frontend import decompose
 from .compiled import CompiledFunction, compile
+from .export import export
 from .tables import Table, table
 from .check import GradientMismatch, check_grads
 from .picture import Picture, graph
@@ -32,7 +33,7 @@ __all__ = [
     "sigmoid", "relu", "leaky_relu", "softplus", "log1p", "expm1", "logsumexp",
     "stabilize", "kink",
     "Graph", "Node", "decompose",
-    "CompiledFunction", "compile",
+    "CompiledFunction", "compile", "export",
     "Table", "table", "GradientMismatch", "check_grads",
     "Picture", "graph", "explain", "check_table", "node_code",
     "parse_expr", "parse_symbols", "parse_values",

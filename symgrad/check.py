@@ -87,7 +87,9 @@ def check_grads(expr, wrt, at, args=None, rtol=1e-9, atol=1e-12, fd_rtol=1e-5, e
     For a network (a matrix expression, ``symgrad.matrix.is_matrix_expr``) ``at`` maps its
     MatrixSymbols (or their names) to 2-D arrays and its scalar symbols to numbers; the
     "sympy" check then runs on explicit matrices (see the module docstring) and is skipped,
-    without error, when the parameters have more than ``ORACLE_ENTRIES`` entries.
+    without error, when the parameters have more than ``ORACLE_ENTRIES`` entries. A network
+    whose value is a matrix (not 1×1) is checked through the sum of its entries: it is
+    compiled with ``reduce="sum"`` given explicitly (``grad`` refuses such an output otherwise).
 
     >>> import sympy as sp
     >>> x = sp.Symbol("x")
@@ -135,18 +137,19 @@ DEEP_LIMIT = 10000  # the most frames the fallback in _compile allows
 
 
 def _compile(expr, wrt, args):
-    """``compile``; where a part of it still recurses on a very deep tree (a stability rewrite
-    asks SymPy for ``free_symbols``, which recurses), once more with Python's recursion limit
-    raised to 4 frames per level of the tree plus 1000, at most DEEP_LIMIT, and restored after."""
+    """``compile`` with ``reduce="sum"`` given (a matrix-valued output is checked through its
+    sum); where a part of it still recurses on a very deep tree (a stability rewrite asks SymPy
+    for ``free_symbols``, which recurses), once more with Python's recursion limit raised to 4
+    frames per level of the tree plus 1000, at most DEEP_LIMIT, and restored after."""
     try:
-        return compile(expr, wrt=wrt, args=args)
+        return compile(expr, wrt=wrt, args=args, reduce="sum")
     except RecursionError:
         pass
     old = sys.getrecursionlimit()
     levels = depth(expr)
     sys.setrecursionlimit(min(max(old, 4 * levels + 1000), DEEP_LIMIT))
     try:
-        return compile(expr, wrt=wrt, args=args)
+        return compile(expr, wrt=wrt, args=args, reduce="sum")
     except RecursionError:
         raise UnsupportedError("the expression is %d levels deep, too deep to compile within %d frames of "
                                "recursion" % (levels, sys.getrecursionlimit())) from None

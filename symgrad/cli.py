@@ -26,6 +26,7 @@ import sympy as sp
 from . import __version__, compile as compile_expr, table as make_table
 from .errors import InputError, SymgradError
 from .parse import parse_expr, parse_large_expr, parse_symbols, parse_values
+from .publish import default_width
 
 COMMANDS = ("table", "grad", "code", "graph", "explain", "check-table", "node")
 TABLE_FORMATS = ("text", "markdown", "latex", "json", "html")
@@ -79,8 +80,18 @@ def build_parser():
     table = command("table", "print the ξ derivative table at a point",
                     f"{LECTURE} --wrt w --at x=3,y=1,w=3 --format markdown")
     table.add_argument("--format", choices=TABLE_FORMATS, default="text")
+    table.add_argument("--width", type=int, metavar="N",
+                       help="fit the text table in N columns: cells wrap, or one block per node where the "
+                       "columns would get too narrow; 0: no limit (default: the terminal's width; no limit "
+                       "when the output is not a terminal)")
     table.add_argument("--float", action="store_true",
                        help="evaluate with floats instead of exact SymPy numbers")
+    table.add_argument("--order", type=int, choices=(1, 2), default=1,
+                       help="2: also the tangent of every adjoint along each --wrt (forward-over-reverse, "
+                       "columns d(dL/dξ)/dw) and the Hessian")
+    table.add_argument("--rewrite", action="store_true",
+                       help="tabulate the chain after the stability rewrites, the one 'symgrad code' numbers "
+                       "its comments by (default: the literal chain, which compile(expr, rewrite=False) numbers)")
 
     grad = command("grad", "print the value and gradient at a point (an error where one is "
                    "not finite)", f"{LECTURE} --wrt w --at x=3,y=1,w=3 --mode forward")
@@ -97,6 +108,14 @@ def build_parser():
     code.add_argument("--mode", choices=("all", *MODES), default="all",
                       help="all: the whole module (value, value_and_grad, grad, jvp); reverse: "
                       "value_and_grad only, forward: jvp only, each with what it needs")
+    code.add_argument("--module", action="store_true",
+                      help="the standalone module instead (symgrad.export): value, grad, value_and_grad, jvp "
+                      "and hvp with the compiled function's argument checks, and selfcheck(); NumPy only")
+    code.add_argument("--flavour", choices=("numpy", "array-api"), default="numpy",
+                      help="with --module: numpy (the default), or array-api: the module that runs on the "
+                      "caller's array library (PyTorch, JAX, CuPy, Dask, array-api-strict, NumPy) through "
+                      "array_api_compat; no hvp")
+    code.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     _teacher_commands(commands, command)
     return parser
 
@@ -305,10 +324,28 @@ def run_table(args):
     at = _point(expr, args.at)
     if args.float:  # evaluated here so that pi/4 or exp(1) become floats like 0.25 does
         at = {s: v.evalf(17) for s, v in at.items()}
-    t = make_table(expr, wrt=[w.name for w in wrt], at=at, exact=not args.float)
-    render = {"text": str, "markdown": type(t).to_markdown, "latex": type(t).to_latex,
+    if args.width is not None and args.format != "text":
+        raise _UsageError(f"--width is for the text table; --format {args.format} has no width")
+    t = make_table(expr, wrt=[w.name for w in wrt], at=at, exact=not args.float, order=args.order,
+                   rewrite=args.rewrite)
+    if args.format == "text":
+        width = args.width if args.width is not None else default_width() if _is_terminal(sys.stdout) else 0
+        out = t.to_text(width=width)
+        try:
+            out.encode(getattr(sys.stdout, "encoding", None) or "ascii")
+        except (UnicodeEncodeError, LookupError):  # laid out again in ASCII, so the columns still fit
+            out = t.to_text(width=width, translate=_ascii)
+        return out
+    render = {"markdown": type(t).to_markdown, "latex": type(t).to_latex,
               "json": type(t).to_json, "html": type(t).to_html}
     return render[args.format](t)
+
+
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def run_grad(args):
@@ -355,10 +392,27 @@ def run_code(args):
         others = sorted((s for s in expr.free_symbols if s not in wrt), key=lambda s: s.name)
     else:
         others = parse_symbols(args.args)
+    if args.module and args.mode != "all":
+        raise _UsageError("--module writes the whole standalone module; --mode reverse|forward cuts the plain "
+                          "code to one function: give one of them")
+    if args.flavour != "numpy" and not args.module:
+        raise _UsageError(f"--flavour {args.flavour} is for --module (the standalone module); without it "
+                          "symgrad code prints the NumPy module")
     fn = compile_expr(expr, wrt=[w.name for w in wrt], args=[s.name for s in others])
-    if args.mode == "all":
-        return fn.source.rstrip("\n")
-    return _needed_by(fn.source, ast.parse(fn.sources[args.mode]).body[0].name)
+    if args.module:
+        out = fn.export(flavour=args.flavour).rstrip("\n")
+    elif args.mode == "all":
+        out = fn.source.rstrip("\n")
+    else:
+        out = _needed_by(fn.source, ast.parse(fn.sources[args.mode]).body[0].name)
+    if args.output is None:
+        return out
+    try:
+        with open(args.output, "w", encoding="utf-8", newline="\n") as file:
+            file.write(out + "\n")
+    except OSError as exc:
+        raise InputError(f"cannot write {args.output!r}: {exc.strerror or exc}") from None
+    return None
 
 
 def _needed_by(source, function):

@@ -19,12 +19,15 @@ import operator
 import numpy as np
 import sympy as sp
 
+from .compiled_html import CompiledHTML
 from .emit import generate
 from .variants import generate_batch, generate_point
 from .errors import InputError
+from .export import Exportable
 from .graph import decompose
 from .hessian import SecondOrder
 from .ir import MatLeaf
+from .matjac import DEFAULT_REDUCE, MatrixOutputs
 from .matrix import check_shapes, decompose_matrix, is_matrix_expr, matrix_leaves
 from .portable import ForeignArray, Portable, is_foreign
 from .inputs import as_symbols, broadcast_message, check_wrt, float_array, free_symbols, real_number
@@ -43,7 +46,7 @@ _FLOATS = frozenset({float})
 _FLOATLIKE = frozenset({float, int, np.float64})  # read as float64 scalars by the NumPy path too
 
 
-class CompiledFunction(SecondOrder, Portable):
+class CompiledFunction(SecondOrder, Portable, Exportable, MatrixOutputs, CompiledHTML):
     """A compiled expression. Values are passed by symbol name (or positionally in
     ``args + wrt`` order); arrays broadcast as in NumPy.
 
@@ -52,10 +55,13 @@ class CompiledFunction(SecondOrder, Portable):
       summed (``reduce="sum"``) or averaged (``reduce="mean"``) over the batch;
     - ``f.value_and_grad(**values)``: (reduced value, grads) from one reverse sweep;
     - ``f.jvp(tangents, **values)``: (value, directional derivative) by forward mode;
+    - a matrix expression whose value is a matrix (not 1×1): ``f.jacobian``, ``f.vjp`` and
+      ``f.jvp`` of the output (symgrad.matjac); ``grad`` refuses it unless ``reduce`` was
+      given explicitly ("sum"/"mean": of its entries);
     - ``f.source`` / ``f.sources``: the generated Python.
     """
 
-    def __init__(self, expr, wrt, args, reduce="sum", check_finite=True, rewrite=True):
+    def __init__(self, expr, wrt, args, reduce=DEFAULT_REDUCE, check_finite=True, rewrite=True):
         if reduce not in ("sum", "mean", None):
             raise InputError("reduce must be 'sum', 'mean' or None (per-sample gradients), got %r" % (reduce,))
         if reduce is None and is_matrix_expr(expr):
@@ -353,6 +359,8 @@ class CompiledFunction(SecondOrder, Portable):
     def value_and_grad(self, /, *args, **values):
         """(value, {name: gradient}) — value reduced like the gradients (sum or mean; with
         ``reduce=None`` the value and the gradients per sample)."""
+        if self._out_size is not None:
+            self._check_reduction("f.value_and_grad")
         if self.reduce is None:
             return self(*args, **values), self._per_sample(args, values)
         if self._point is not False:
@@ -389,6 +397,8 @@ class CompiledFunction(SecondOrder, Portable):
 
         Runs the gradient-only program: values only the output needs are not computed. With
         ``reduce=None`` each gradient is per sample, the batch axes in front (symgrad.persample)."""
+        if self._out_size is not None:
+            self._check_reduction("f.grad")
         if self.reduce is None:
             return self._per_sample(args, values)
         if self._point is not False:
@@ -444,7 +454,7 @@ class CompiledFunction(SecondOrder, Portable):
 
     def jvp(self, tangents, /, *args, **values):
         """(value, J·v): directional derivative along ``tangents`` ({wrt name: tangent}, a missing
-        one is zero), per sample; for a matrix expression the tangent of its (summed) value."""
+        one is zero), per sample; for a matrix expression the tangent of its value, shaped like it."""
         wrt_names = self._check_tangents(tangents)
         try:
             return self._jvp_numpy(wrt_names, tangents, args, values)
@@ -471,17 +481,20 @@ class CompiledFunction(SecondOrder, Portable):
             value, dot = self.functions["forward"](*bound, *dots)
         if self.matrix:
             if self._out_size is not None:
-                return value, dot
+                return value, self._output_tangent(value, dot, bound + dots)
             return _plain(value), _plain(dot)
         return _plain(value), _plain(np.broadcast_to(dot, np.shape(value)) if np.ndim(dot) < np.ndim(value) else dot)
 
 
-def compile(expr, wrt, args=None, reduce: str = "sum", check_finite: bool = True,  # noqa: A001
+def compile(expr, wrt, args=None, reduce: str = DEFAULT_REDUCE, check_finite: bool = True,  # noqa: A001
             rewrite: bool = True) -> CompiledFunction:
     """Compile ``expr`` into NumPy functions for its value and its derivatives w.r.t. ``wrt``.
 
     ``args`` are the other inputs (default: the remaining free symbols, sorted by name).
-    ``reduce`` says how gradients combine over a batch: "sum" (default) or "mean".
+    ``reduce`` says how gradients combine over a batch: "sum" (default) or "mean". A matrix
+    expression whose value is a matrix (not 1×1) has f.jacobian / f.vjp / f.jvp; its grad,
+    value_and_grad and hvp need reduce="sum" or "mean" given explicitly (the sum or mean of the
+    entries) and otherwise raise InputError rather than sum it silently.
     ``rewrite`` applies the stability rewrites of symgrad.rewrite (listed in ``f.rewrites``).
     Raises InputError when a wrt symbol is not in the expression or a symbol is unaccounted for.
 

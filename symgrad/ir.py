@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
+from .ir_svg import GraphPicture
+
 __all__ = ["Xi", "XiDot", "XiBar", "MatLeaf", "Node", "Graph", "is_leaf", "build_postorder", "user_text"]
 
 
@@ -124,7 +126,7 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
-class Graph:
+class Graph(GraphPicture):
     """An ordered, immutable list of nodes; ``output`` is the last node's symbol (or a leaf).
 
     ``leaves`` are the inputs in first-use order (user symbols; ``MatLeaf`` for matrices).

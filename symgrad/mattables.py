@@ -1,4 +1,4 @@
-"""Derivative tables at matrix level: one row per matrix node with its shape, value, tangent and adjoint.
+r"""Derivative tables at matrix level: one row per matrix node with its shape, value, tangent and adjoint.
 
 Small matrices are shown in full, large ones by their Frobenius norm. Values come from the
 same generated program as ``compile`` (without its in-place updates, so every intermediate
@@ -17,14 +17,14 @@ in parameter space (by default a seeded random unit direction; the footer says w
 | ξ2 | frob(ξ1, ξ1) | () | 5 | 2 | 1 |
 <BLANKLINE>
 L = ξ2 = 5; dL/dw = [[2.], [4.]]
-dξ/dv: tangents along the given direction v: v_w = [[1.], [0.]]; dL/dv = ⟨∇L, v⟩ = 2
+<BLANKLINE>
+dξ/dv: tangents along the given direction v: v\_w = [[1.], [0.]]; dL/dv = ⟨∇L, v⟩ = 2
 
 The last tangent is the directional derivative ⟨∇L, v⟩: here the first entry of dL/dw.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -39,6 +39,8 @@ from .errors import InputError
 from .matrix import matrix_leaves
 from .ops import kind
 from .printing import CodePrinter
+from .publish import Cell, Line, Sheet, render_html, render_markdown, render_text
+from .publish_latex import latex_numbers, render_latex
 from .rules import kink_note
 
 __all__ = ["MatrixRow", "MatrixTable", "matrix_table"]
@@ -101,45 +103,49 @@ class MatrixTable:
 
     _HEADER = ["ξ", "definition", "shape", "value", "dξ/dv", "dL/dξ"]
 
-    def _footer(self):
-        notes = ["%s: %s" % (r.name, r.kink) for r in self.rows if r.kink]
-        lines = notes + ["L = %s = %s; %s" % (self.output, cell(self.value), "; ".join(
-            "dL/d%s = %s" % (w, cell(g)) for w, g in self.gradient.items()))]
+    def _sheet(self) -> Sheet:
+        """The rows for symgrad.publish; the footer: kink notes, L and the gradient, the direction."""
+        footer = [Line((Cell("%s: %s" % (r.name, r.kink)),), True) for r in self.rows if r.kink]
+        footer.append(Line((Cell("L = %s = %s" % (self.output, cell(self.value))),) + tuple(
+            Cell("dL/d%s = %s" % (w, cell(g))) for w, g in self.gradient.items())))
         if self.direction is not None:
             slope = self.rows[-1].tangent if self.rows else 0.0
-            lines.append("dξ/dv: tangents along %s: %s; dL/dv = ⟨∇L, v⟩ = %s" % (
-                self.direction_note, ", ".join("v_%s = %s" % (w, cell(v)) for w, v in self.direction.items()),
-                cell(np.sum(slope))))
-        return "\n".join(lines)
+            footer.append(Line((Cell("dξ/dv: tangents along %s: %s" % (self.direction_note, ", ".join(
+                "v_%s = %s" % (w, cell(v)) for w, v in self.direction.items()))),
+                Cell("dL/dv = ⟨∇L, v⟩ = %s" % cell(np.sum(slope))))))
+        rows = tuple(tuple(Cell(c, (), (latex_numbers(c),) if k >= 3 else ()) for k, c in enumerate(r))
+                     for r in self._cells())  # values, tangents and adjoints as numbers in LaTeX
+        return Sheet(tuple(Cell(h) for h in self._HEADER), rows, tuple(footer))
+
+    def to_text(self, width: int | None = None, layout: str = "auto", translate=None) -> str:
+        """Aligned text no wider than ``width`` (None: the terminal's, or 100; 0: no limit); see
+        ``symgrad.tables.Table.to_text``."""
+        return render_text(self._sheet(), width, layout, translate)
 
     def __str__(self):
-        rows = [self._HEADER] + self._cells()
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(c.ljust(wd) for c, wd in zip(r, widths)).rstrip() for r in rows]
-        lines.insert(1, "  ".join("─" * wd for wd in widths))
-        return "\n".join(lines + ["", self._footer()])
+        return self.to_text()
 
     def to_markdown(self):
-        """A Markdown table plus a line with the value and gradient."""
-        lines = ["| " + " | ".join(self._HEADER) + " |", "|" + "---|" * len(self._HEADER)]
-        lines += ["| " + " | ".join(c.replace("|", r"\|") for c in r) + " |" for r in self._cells()]
-        return "\n".join(lines + ["", self._footer()])
+        """A Markdown table (cells escaped), then the footer lines as paragraphs."""
+        return render_markdown(self._sheet())
 
-    def to_latex(self):
-        """A LaTeX tabular (cells as text)."""
-        esc = lambda s: s.replace("_", r"\_").replace("‖·‖", r"$\|\cdot\|$").replace("ξ", r"$\xi$")  # noqa: E731
-        body = [" & ".join(esc(c) for c in r) + r" \\" for r in self._cells()]
-        return "\n".join([r"\begin{tabular}{%s}" % ("l" * len(self._HEADER)), r"\hline", " & ".join(esc(h) for h in self._HEADER) + r" \\",
-                          r"\hline"] + body + [r"\hline", r"\end{tabular}"])
+    def to_latex(self, layout: str = "auto", standalone: bool = False):
+        """LaTeX for pdflatex (booktabs; longtable, landscape or split columns when large; the
+        footer and notes); see ``symgrad.tables.Table.to_latex``."""
+        return render_latex(self._sheet(), layout, standalone)
 
     def to_html(self):
-        """An HTML table (what Jupyter shows)."""
-        e = html.escape
-        head = "".join("<th>%s</th>" % e(h) for h in self._HEADER)
-        body = "".join("<tr>%s</tr>" % "".join("<td>%s</td>" % e(c) for c in r) for r in self._cells())
-        return "<table><thead><tr>%s</tr></thead><tbody>%s</tbody></table><p>%s</p>" % (head, body, e(self._footer()))
+        """An HTML table with scoped CSS (what Jupyter shows); all text escaped."""
+        return render_html(self._sheet())
 
-    _repr_html_ = to_html
+    def _repr_html_(self):
+        return self.to_html()
+
+    def _repr_markdown_(self):
+        return self.to_markdown()
+
+    def _repr_latex_(self):
+        return self.to_latex()
 
     def to_dict(self):
         """Plain data: full values and adjoints as nested lists."""

@@ -42,7 +42,8 @@ _BUILTINS = frozenset("""
     super tuple type vars zip
 """.split())
 _RESERVED = frozenset({"np", "numpy", "scipy", "math", "_sum_to", "_batch", "_lse_rows", "_softmax_rows",
-                       "value", "value_and_grad", "grad", "jvp"}) | _BUILTINS
+                       "value", "value_and_grad", "grad", "jvp",
+                       "xp", "xsp"}) | _BUILTINS  # xp, xsp: the array-API module's namespaces (flavours.py)
 _XI_NAME = re.compile(r"xi\d+(_dot|_bar)?")
 _GREEK = re.compile(r"GREEK (SMALL|CAPITAL) LETTER (?:FINAL )?(\w+)$")
 

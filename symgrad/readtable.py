@@ -1,8 +1,9 @@
 r"""Read a derivative table back from Markdown or CSV text in the layout ``symgrad table`` prints.
 
-Markdown cells may escape ``|``, ``*`` and ``_`` with a backslash (symgrad's own Markdown
-does); headers are matched loosely (``dxi/dw`` is ``dξ/dw``, ``dL/dxi`` is ``dL/dξ``,
-``xi`` is ``ξ``). Returns the rows as ``(name, {column: cell})`` and the header.
+Markdown cells may escape ``|``, ``*``, ``_`` or any other ASCII punctuation with a backslash
+(symgrad's own Markdown does: ``symgrad.publish.escape_markdown``); headers are matched
+loosely (``dxi/dw`` is ``dξ/dw``, ``dL/dxi`` is ``dL/dξ``, ``xi`` is ``ξ``). Returns the rows
+as ``(name, {column: cell})`` and the header.
 
 >>> rows, head = read_table("| ξ | value | dξ/dw |\n|---|---|---|\n| ξ1 | 2\\*3 | -1 |\n\nL = ...")
 >>> rows, head
@@ -18,6 +19,7 @@ import io
 import re
 
 from .errors import InputError
+from .publish import unescape_markdown
 
 __all__ = ["read_table", "column_name"]
 
@@ -35,7 +37,7 @@ def column_name(header: str) -> str:
 
 
 def _unescape(cell: str) -> str:
-    return re.sub(r"\\([|*_\\`])", r"\1", cell.strip())
+    return unescape_markdown(cell.strip())
 
 
 def _markdown(lines):

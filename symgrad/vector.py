@@ -10,7 +10,9 @@ Jacobian; m entries, m sweeps), and the results are stacked in the output's shap
   like the output;
 - ``f.jvp(tangents, **values)``: (values, tangents), both ``out.shape + batch``.
 
-``f.grad`` is refused: the gradient of a vector is its Jacobian or a vjp.
+``f.grad`` is refused: the gradient of a vector is its Jacobian or a vjp. A matrix expression of
+MatrixSymbols (``X*W``, ``W*x + b``) is one compiled function with the same three methods
+(``symgrad.matjac``: one sweep for all its entries).
 
 >>> import sympy as sp, symgrad as sg
 >>> x, y = sp.symbols("x y")

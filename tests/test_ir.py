@@ -476,7 +476,8 @@ NETWORKS = {
     "sigmoid_mlp": lambda: _mlp("sigmoid", "mse"),
     "transposed_activation_loss": lambda: sg.compile(sp.Trace(Ys.T * M_TRANSPOSED) + _total(sp.HadamardPower(M_TRANSPOSED, 2)),
                                                      wrt=[W1s, W2s], args=[Xs, Ys]),
-    "transposed_activation_matrix": lambda: sg.compile(M_TRANSPOSED, wrt=[W1s, W2s], args=[Xs]),
+    # a matrix-valued output: grad differentiates the sum of its entries only when asked to
+    "transposed_activation_matrix": lambda: sg.compile(M_TRANSPOSED, wrt=[W1s, W2s], args=[Xs], reduce="sum"),
     "weight_tying": lambda: sg.compile(sp.Trace(_tied.T * _tied) / Bm, wrt=[Wt, bt], args=[Xt]),
 }
 

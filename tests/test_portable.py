@@ -330,3 +330,14 @@ def test_numpy_path_is_unchanged():
     f.value_and_grad(x=[0.5, 1.0], w=0.2)
     f.jvp({"w": 1.0}, x=np.array([0.5, 1.0]), w=0.2)
     assert not f.__dict__.get("_xp_modules")
+
+
+def test_symbols_named_like_the_namespaces_do_not_shadow_them():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("array_api_compat")
+    xp, xsp, w = sp.symbols("xp xsp w")
+    f = sg.compile(sp.tanh(w * xp) + xsp * w, wrt=[w])
+    X = np.array([0.5, 1.0])
+    g = f.grad(xp=torch.asarray(X), xsp=2.0, w=0.3)["w"]
+    ref = np.sum(X * (1 - np.tanh(0.3 * X) ** 2) + 2.0)  # d/dw tanh(w·xp) + xsp·w
+    assert abs(float(g) - ref) < 1e-12

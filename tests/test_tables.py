@@ -19,7 +19,7 @@ def t():
 
 
 def test_text_has_one_line_per_node_and_the_footer(t):
-    lines = str(t).splitlines()
+    lines = t.to_text(width=0).splitlines()  # no width limit: one line per node
     assert lines[0].split()[:3] == ["ξ", "definition", "local"]
     body = [ln for ln in lines if ln.startswith("ξ") and not ln.startswith("ξ ")]
     assert [ln.split()[0] for ln in body] == ["ξ%d" % k for k in range(1, 7)]
@@ -29,15 +29,18 @@ def test_text_has_one_line_per_node_and_the_footer(t):
 def test_markdown_rows(t):
     md = t.to_markdown().splitlines()
     assert md[0].startswith("| ξ | definition |") and md[1].startswith("|---|")
-    assert md[2].startswith("| ξ1 | -w*x | ∂ξ1/∂w = -x | -9 | -3 | -3 |")
+    assert md[2].startswith("| ξ1 | -w\\*x | ∂ξ1/∂w = -x | -9 | -3 | -3 |")  # * escaped for renderers
     assert sum(1 for ln in md if ln.startswith("| ξ")) == 7  # header + 6 nodes
 
 
-def test_latex_is_a_tabular_with_xi(t):
+def test_latex_is_a_booktabs_tabular_with_xi(t):
     tex = t.to_latex()
-    assert tex.startswith(r"\begin{tabular}") and tex.rstrip().endswith(r"\end{tabular}")
+    assert r"\begin{tabular}" in tex and r"\toprule" in tex and r"\bottomrule" in tex and r"\end{tabular}" in tex
     assert r"\xi_{4} = \frac{1}{\xi_{3}}" in tex
-    assert tex.count(r"\\") == 7 and t._repr_latex_() == tex
+    assert [ln.split(" & ")[0] for ln in tex.splitlines() if ln.startswith(r"$\xi_{")] == [
+        r"$\xi_{%d}$" % k for k in range(1, 7)]
+    assert r"$dL/dw = - \frac{3}{1 + e^{9}} \approx -0.000370183728$" in tex  # the footer
+    assert t._repr_latex_() == tex and tex.isascii()
 
 
 def test_html_escapes_and_matches_rows(t):
