@@ -13,6 +13,7 @@ sigmoid(-x)*sigmoid(x)
 """
 
 import sympy as sp
+from mpmath.libmp import prec_to_dps
 from sympy.core.logic import fuzzy_and
 from sympy.codegen.cfunctions import expm1, log1p  # noqa: F401 - re-exported; print as np.log1p / np.expm1
 
@@ -53,6 +54,16 @@ def at_kink(left, right):
 def _raised(latex: str, exp) -> str:
     """``latex`` raised to the LaTeX power ``exp`` (None: as it is)."""
     return latex if exp is None else r"\left(%s\right)^{%s}" % (latex, exp)
+
+
+def _evalf_via(f, prec):
+    """``f`` at its arguments' numeric values (relu(sin(1) - 2) where the sign is not known
+    exactly): evaluated on Floats by the function's own ``eval``; None when not numeric."""
+    args = [a._eval_evalf(prec) if not a.is_Number else a for a in f.args]
+    if any(a is None or not a.is_Number for a in args):
+        return None
+    out = f.func(*args)
+    return out if out.is_Number else out.evalf(prec_to_dps(prec))
 
 
 class sigmoid(sp.Function):
@@ -111,6 +122,14 @@ class relu(sp.Function):
     def eval(cls, x):
         if x.is_Number:
             return sp.Max(x, 0)
+        if x.is_number and x.is_extended_real:  # relu(sin(1) - 2) = 0 exactly: the sign is known
+            if x.is_nonnegative:
+                return x
+            if x.is_negative:
+                return sp.S.Zero
+
+    def _eval_evalf(self, prec):
+        return _evalf_via(self, prec)
 
     def fdiff(self, argindex=1):
         return sp.Heaviside(self.args[0], at_kink(0, 1))
@@ -148,6 +167,14 @@ class leaky_relu(sp.Function):
     def eval(cls, x, alpha):
         if x.is_Number and alpha.is_Number:
             return x if x > 0 else alpha * x
+        if x.is_number and alpha.is_number and x.is_extended_real:  # a numeric argument of known sign
+            if x.is_positive:
+                return x
+            if x.is_nonpositive:
+                return alpha * x
+
+    def _eval_evalf(self, prec):
+        return _evalf_via(self, prec)
 
     def fdiff(self, argindex=1):
         x, alpha = self.args
@@ -190,6 +217,9 @@ class softplus(sp.Function):
     def eval(cls, x):
         if x.is_Number:
             return sp.log(1 + sp.exp(x))
+
+    def _eval_evalf(self, prec):
+        return _evalf_via(self, prec)
 
     def fdiff(self, argindex=1):
         return sigmoid(self.args[0])

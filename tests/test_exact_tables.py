@@ -145,3 +145,19 @@ def test_float_mode_is_unchanged_and_agrees(deep):
         assert a["value"] == pytest.approx(b["value"], rel=1e-14)
         assert a["adjoint"] == pytest.approx(b["adjoint"], rel=1e-12, abs=1e-15)
     assert "exact_shared" not in f.to_dict()
+
+
+def test_activations_of_numeric_non_number_arguments():
+    """relu(sin(1) - 2) and friends at an exact point: evaluated by sign, never a crash."""
+    import mpmath
+    from symgrad.functions import leaky_relu, relu, softplus
+
+    x = sp.Symbol("x")
+    expr = relu(sp.sin(x) - 2) + softplus(sp.sin(x)) + leaky_relu(sp.cos(x) - 1, sp.Rational(1, 10)) + relu(sp.sin(x))
+    t = sg.table(expr, wrt=x, at={x: 1})
+    mpmath.mp.dps = 30
+    s, c = mpmath.sin(1), mpmath.cos(1)
+    value = mpmath.log(1 + mpmath.exp(s)) + (c - 1) / 10 + s  # relu(sin 1 - 2) = 0, leaky slope 1/10 below 0
+    grad = c / (1 + mpmath.exp(-s)) - s / 10 + c
+    assert abs(float(t.value) - float(value)) < 1e-14
+    assert abs(float(t.gradient["x"]) - float(grad)) < 1e-14
