@@ -11,11 +11,12 @@ first use. ``hessian`` returns JAX's layout ``{a: {b: array of shape a.shape + b
   ``hessian`` runs ``Xᵀ·(s·X)`` and ``hessian_diag`` ``Σₙ X[n,k]²·s[n]`` (one einsum, no d × d
   work). The blocks ∂²L/∂q∂p with q before p are the transposes of the ones already computed.
   ``hessian_diag`` keeps only p's own result and takes the diagonal of its last product
-  through sums, scalings and single-use variables (``hessian_diag_paths`` says
-  "structure"); where the last operation is anything else the documented fallback computes
-  p's whole column block a block of rows at a time and reads its diagonal off ("columns"):
-  the cost of k HVPs, never the full Hessian at once. ``hessian_source`` and
-  ``hessian_diag_source`` show the programs.
+  through sums, scalings and variables (``hessian_diag_paths`` says "structure" where p's
+  directions reach it through elementwise operations only: as cheap as a gradient, and
+  "stacked" where they pass through other products first); where the last operation is
+  anything else the documented fallback computes p's column block a block of rows at a time
+  and reads its diagonal off ("columns"): the cost of k HVPs, never the full Hessian at once.
+  ``hessian_source`` and ``hessian_diag_source`` show the programs.
 - **Scalar expressions**: ``hessian`` runs one HVP per parameter entry; ``hessian_diag`` one
   HVP per parameter: every sample reads one entry of each parameter, so a parameter's own
   block of the Hessian is diagonal and H·(ones) is its diagonal.
@@ -53,8 +54,8 @@ def _plain(v):
 def _owned(a, shape, bound):
     """``a`` as a writeable float64 array of ``shape`` of its own: itself where it is one (a
     fresh result of the program), else a copy (a broadcast view, float32, a view of an input)."""
-    if type(a) is np.ndarray and a.shape == shape and a.dtype == np.float64 and a.flags.writeable \
-            and not any(type(v) is np.ndarray and np.may_share_memory(a, v) for v in bound):
+    if type(a) is np.ndarray and a.shape == shape and a.dtype == np.float64 and a.flags.writeable and (
+            a.flags.owndata or not any(type(v) is np.ndarray and np.may_share_memory(a, v) for v in bound)):
         return a
     return np.array(np.broadcast_to(a, shape), dtype=float)
 
@@ -118,9 +119,11 @@ class SecondOrder:
     @property
     def hessian_diag_paths(self) -> dict:
         """{parameter name: how ``hessian_diag`` computes its diagonal}: "structure" (the
-        diagonal of the last product only: as cheap as a gradient where the parameter's
-        directions reach it through elementwise and linear operations), "columns" (the
-        fallback: the parameter's whole column block of the Hessian, a block of rows at a time,
+        parameter's directions reach the last product through elementwise operations and sums
+        only, and only its diagonal is computed: as cheap as a gradient), "stacked" (the last
+        product's diagonal only, after the directions pass through other products, such as an
+        MLP's later layers: the cost of one HVP per entry of the layers in between), "columns"
+        (the fallback: the parameter's column block of the Hessian, a block of rows at a time,
         its diagonal read off), or "hvp" (scalar expressions: one HVP along ones)."""
         if not self.matrix:
             return {w.name: "hvp" for w in self.wrt}
@@ -215,6 +218,13 @@ class SecondOrder:
         """(r0, r1) blocks of the rows of a parameter of ``shape``, as many rows per call as the
         stacked tangents' budget (``stack_budget`` elements) allows."""
         rows = shape[0] if shape else 1
+        key = (id(size), rows, self.stack_budget) + tuple(bound[i].shape for i, _ in self._shape_plan)
+        cache = self.__dict__.setdefault("_row_block_cache", {})
+        got = cache.get(key)
+        if got is not None:
+            return got
+        if len(cache) > 64:
+            cache.clear()
         if self._dim_names:
             dims = {}
             for i, axes in self._shape_plan:
@@ -225,9 +235,9 @@ class SecondOrder:
         else:
             per_row = size()
         step = int(max(1, min(rows, self.stack_budget // max(1, int(per_row)))))
-        if step >= rows:
-            return ((0, rows),)
-        return [(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
+        got = ((0, rows),) if step >= rows else tuple((r0, min(rows, r0 + step)) for r0 in range(0, rows, step))
+        cache[key] = got
+        return got
 
     def _run_stacked(self, fn, bound, r0, r1, n):
         return self._finished(bound, list(fn(*bound, r0, r1)), n)

@@ -26,6 +26,7 @@ import re
 
 import numpy as np
 
+from .dask_blocks import blocks_plan, reduced_over_blocks
 from .emit import assemble, generate
 from .errors import InputError, UnsupportedError
 
@@ -148,6 +149,21 @@ class Portable:
             mod = cache[key] = assemble(base.source, base.sources, base.names, env=env)
         return mod
 
+    def _chunk_sums(self, kind, values):
+        """(value summed or None, gradients summed) of one chunk of NumPy values, by the NumPy path
+        (symgrad.dask_blocks adds them up)."""
+        # a chunk of a memmap is a np.memmap: as a plain ndarray view it takes the fast batch variant
+        values = [v.view(np.ndarray) if isinstance(v, np.memmap) else v for v in values]
+        bound = self._bind_unchecked((), dict(zip(self.names, values)))
+        with np.errstate(all="ignore"):
+            if kind == "grad":
+                grads = (self._batch_fn("grad", bound) or self.functions["grad"])(*bound)
+                self._explain_nonfinite(bound, grads)
+                return None, list(grads)
+            value, grads = (self._batch_fn("reverse", bound) or self.functions["reverse"])(*bound)
+        self._explain_nonfinite(bound, (float(np.sum(value)),))
+        return float(np.sum(value)), list(grads)
+
     @property
     def xp_source(self) -> str:
         """The array-API flavour of the generated module (``xp``: the caller's array namespace)."""
@@ -207,6 +223,13 @@ class Portable:
         if self.reduce is None and kind in ("reverse", "grad"):
             raise InputError("per-sample gradients (reduce=None) run on NumPy arrays only; pass NumPy arrays, or "
                              "compile with reduce='sum' or 'mean' for this library")
+        if kind in ("reverse", "grad") and not self.matrix:  # Dask data: the NumPy path chunk by chunk
+            raw = self._gather(args, values)
+            if all(library_of(v) in (None, "dask") for v in raw):
+                slots = blocks_plan(raw, lambda v: library_of(v) == "dask", self._param_slots)
+                if slots is not None:
+                    shapes = [tuple(np.shape(raw[self._slot[k]])) for k in self._wrt_names]
+                    return reduced_over_blocks(self, kind, raw, slots, self._wrt_names, shapes)
         xp, lib, dtype, device, bound, dots = self._portable_bind(args, values, tangents)
         mod = self._xp_module(xp, lib, dtype, device)
         const = mod.functions["value"].__globals__["_const"]

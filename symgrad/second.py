@@ -398,6 +398,12 @@ class DiagUnit(_Diag):
     nargs = 3
 
 
+class DiagUnitLeft(_Diag):
+    """diag of ``(UnitLeft(B)·c) @ A``: ``c[r0:r1] @ (Bᵀ ∘ A)``, no stacked array."""
+
+    nargs = 3  # (c, B, A)
+
+
 class DiagSum(_Diag):
     """diag of a sum of a stacked t over rows (colsum, p a row), columns (rowsum, p a column)
     or both (sumall, p a scalar): the entries the diagonal needs, summed."""
@@ -587,6 +593,19 @@ class StackedPrinter(CodePrinter):
             out = "np.sum(%s, axis=0)[:, None]" % prod
         return out if rest == 1 else "%s*%s" % (out, self.parenthesize(rest, 50))
 
+    def _print_DiagUnitLeft(self, e):
+        c, b, a = e.args
+        prod = "(%s * %s)" % (self._operand(O.T(b)), self._operand(a))
+        mats = [f for f in sp.Mul.make_args(c) if self.shape(f)]
+        rest = sp.Mul(*[f for f in sp.Mul.make_args(c) if not self.shape(f)])
+        if mats:
+            m = sp.Mul(*mats)
+            rows = "%s[_r0:_r1]" % self._operand(m) if self.shape(m)[0] != 1 else self._operand(m)
+            out = "(%s @ %s)" % (rows, prod)
+        else:
+            out = "np.sum(%s, axis=0)[None, :]" % prod
+        return out if rest == 1 else "%s*%s" % (out, self.parenthesize(rest, 50))
+
     def _print_DiagSum(self, e):
         t, which = e.args
         c = self._dim(self.cols)
@@ -752,6 +771,11 @@ def _diag_of(e, p, seed, p_shape, st: _Stacking, defs: dict, used: list, version
             node = DiagUnit(a, *unit)
             used.append(("unit", via, node))
             return node
+        unit = _unit_scaling(a, st, defs, via, UnitLeft) if st.stacked(a) and not st.stacked(b) else None
+        if unit is not None:  # (e·B ∘ c) @ A: Σ_m c[a,m]·B[b,m]·A[m,b], the diagonal without the stack
+            node = DiagUnitLeft(unit[1], unit[0], b)
+            used.append(("unit", via, node))
+            return node
         if st.stacked(b) and not st.stacked(a) and not isinstance(b, (UnitRight, UnitLeft)) and b != seed:
             used.append("einsum")
             return DiagMMR(a, b)
@@ -764,9 +788,10 @@ def _diag_of(e, p, seed, p_shape, st: _Stacking, defs: dict, used: list, version
     return DiagGather(e)
 
 
-def _unit_scaling(e, st: _Stacking, defs: dict, via: list):
-    """(B, c) when the stacked ``e`` is ``UnitRight(B)·c`` (c unstacked, 1 if absent) through
-    variables (appended to ``via``), else None."""
+def _unit_scaling(e, st: _Stacking, defs: dict, via: list, kind=None):
+    """(B, c) when the stacked ``e`` is ``UnitRight(B)·c`` (``kind=UnitLeft``: ``UnitLeft(B)·c``;
+    c unstacked, 1 if absent) through variables (appended to ``via``), else None."""
+    kind = UnitRight if kind is None else kind
     factors = []
     while True:
         if e.is_Symbol and e in defs:
@@ -775,8 +800,8 @@ def _unit_scaling(e, st: _Stacking, defs: dict, via: list):
         elif e.is_Mul and sum(1 for f in e.args if st.stacked(f)) == 1:
             factors += [f for f in e.args if not st.stacked(f)]
             e = next(f for f in e.args if st.stacked(f))
-        elif isinstance(e, UnitRight):
-            return e.args[0], sp.Mul(*factors)
+        elif isinstance(e, kind):
+            return e.args[0 if kind is UnitRight else 1], sp.Mul(*factors)
         else:
             return None
 
@@ -960,8 +985,9 @@ def _weights(live, results, names, st, program, used):
         names[a.target] for a in live if isinstance(a.target, Shared)}
     sub, k = {}, 0
     for u, via in vias.items():
-        c = u.args[2]
-        if c.is_Atom or u in sub:
+        left = isinstance(u, DiagUnitLeft)
+        c = u.args[0] if left else u.args[2]
+        if c.is_Atom or u in sub or (left and not any(st.shape(f) for f in sp.Mul.make_args(c))):
             continue
         k += 1
         while "_s%d" % k in taken:
@@ -971,7 +997,7 @@ def _weights(live, results, names, st, program, used):
         st.shapes[sym] = tuple(st.shape(c))
         origin = ", ".join(dict.fromkeys(notes[v] for v in via if v in notes))
         live = live + [Assign(sym, c, "the weights of the last product's diagonal (%s)" % origin)]
-        sub[u] = DiagUnit(u.args[0], u.args[1], sym)
+        sub[u] = DiagUnitLeft(sym, u.args[1], u.args[2]) if left else DiagUnit(u.args[0], u.args[1], sym)
     return live, [results[0].xreplace(sub)] + results[1:]
 
 

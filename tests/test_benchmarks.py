@@ -20,6 +20,8 @@ BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmar
     ("bench_second.py", ["--quick"], "ratios to the NumPy closed form"),
     ("bench_hessian.py", ["--quick", "--no-peers"], "hessian_diag"),
     ("bench_exact_table.py", ["--depths", "2,8", "--digits", "30"], "rel. error at 30 digits"),
+    ("bench_bigdata.py", ["--quick"], "Dask peak / data"),
+    ("gpu_check.py", ["--n", "2000", "--batch", "64", "--repeats", "1"], "speed-up vs NumPy"),
 ])
 def test_benchmark_script_runs(script, args, expect):
     r = subprocess.run([sys.executable, os.path.join(BENCH, script), *args], capture_output=True, text=True,

@@ -137,7 +137,7 @@ def gradient_differences(f, vals, wrt, h=1e-5):
 
 
 @pytest.mark.parametrize("activation, loss", [("tanh", "softmax_cross_entropy"), ("sigmoid", "mse"),
-                                              ("softplus", "binary_cross_entropy")])
+                                              ("softplus", "binary_cross_entropy"), ("relu", "mse")])
 def test_mlp_hessian_matches_central_differences_of_the_gradient(activation, loss):
     sizes = [3, 5, 1] if loss == "binary_cross_entropy" else [3, 5, 4]
     net = sg.nn.mlp(sizes, activation=activation, loss=loss)
@@ -254,3 +254,20 @@ def test_sources_say_what_each_function_computes():
     assert "∂²L/∂(W2, b2)∂W2" in src  # the blocks before W2 are transposes of those computed
     assert re.findall(r"^def diagonal_(\w+)\(", f.hessian_diag_source, re.M) == ["W1", "b1", "W2", "b2"]
     assert "hvp" in sg.compile(sp.Symbol("x") ** 3, wrt=[sp.Symbol("x")]).hessian_diag_paths.values()
+
+
+def test_a_parameter_on_the_left_of_a_product():
+    B = sp.Symbol("B", integer=True, positive=True)
+    X_, W_, c_ = sp.MatrixSymbol("X", 3, B), sp.MatrixSymbol("W", 2, 3), sp.MatrixSymbol("c", 2, 1)
+    Z = W_ * X_ + c_ * sp.OneMatrix(1, B)  # samples in columns: W multiplies from the left
+    f = sg.compile(sp.Trace(sp.OneMatrix(1, 2) * Z.applyfunc(sp.tanh) * sp.OneMatrix(B, 1)), wrt=[W_, c_], args=[X_])
+    rng = np.random.default_rng(12)
+    vals = {"X": rng.normal(size=(3, 7)), "W": rng.normal(size=(2, 3)), "c": rng.normal(size=(2, 1))}
+    want = gradient_differences(f, vals, ["W", "c"])
+    H = f.hessian(**vals)
+    for a in want:
+        for b in want:
+            assert np.allclose(H[a][b], want[a][b], rtol=1e-6, atol=1e-7), (a, b)
+    D = f.hessian_diag(**vals)
+    assert np.allclose(D["W"], np.diagonal(H["W"]["W"].reshape(6, 6)).reshape(2, 3), rtol=1e-12)
+    assert np.allclose(D["c"], np.diagonal(H["c"]["c"].reshape(2, 2)).reshape(2, 1), rtol=1e-12)
