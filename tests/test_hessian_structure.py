@@ -271,3 +271,39 @@ def test_a_parameter_on_the_left_of_a_product():
     D = f.hessian_diag(**vals)
     assert np.allclose(D["W"], np.diagonal(H["W"]["W"].reshape(6, 6)).reshape(2, 3), rtol=1e-12)
     assert np.allclose(D["c"], np.diagonal(H["c"]["c"].reshape(2, 2)).reshape(2, 1), rtol=1e-12)
+
+
+def _directional_gradient_difference(f, vals, v, h=1e-5):
+    """(∇L(p + h·v) − ∇L(p − h·v)) / 2h: H·v by central differences of f.grad."""
+    gp = f.grad(**{**vals, **{k: vals[k] + h * t for k, t in v.items()}})
+    gm = f.grad(**{**vals, **{k: vals[k] - h * t for k, t in v.items()}})
+    return {k: (np.asarray(gp[k]) - np.asarray(gm[k])) / (2 * h) for k in gp}
+
+
+def test_hvp_program_matches_central_differences_of_the_gradient():
+    """The HVP program (returns included: arrays of their own, shaped and typed like each
+    parameter) against differences of the gradient, for logistic regression and an MLP."""
+    rng = np.random.default_rng(11)
+    X, y = data(rng)
+    w = sp.MatrixSymbol("w", d, 1)
+    f = sg.compile(logistic_loss(sp.MatrixSymbol("X", n, d), w, sp.MatrixSymbol("y", n, 1)), wrt=[w],
+                   args=[sp.MatrixSymbol("X", n, d), sp.MatrixSymbol("y", n, 1)])
+    vals = {"X": X, "y": y, "w": rng.normal(size=(7, 1))}
+    v = {"w": rng.normal(size=(7, 1))}
+    got = f.hvp(v, **vals)
+    assert np.allclose(got["w"], _directional_gradient_difference(f, vals, v)["w"], rtol=1e-6, atol=1e-8)
+    assert got["w"] is not v["w"] and not np.shares_memory(got["w"], v["w"]) and got["w"].dtype == np.float64
+
+    net = sg.nn.mlp([3, 5, 4], activation="tanh", loss="softmax_cross_entropy")
+    g = sg.compile(net.loss, wrt=net.params, args=[net.inputs, net.targets])
+    p = {k: t + 0.3 * rng.normal(size=t.shape) for k, t in sg.nn.init_params(net, seed=2).items()}
+    vals = {"X": rng.normal(size=(9, 3)), "Y": np.eye(4)[rng.integers(0, 4, 9)], **p}
+    v = {k: rng.normal(size=t.shape) for k, t in p.items()}
+    got, want = g.hvp(v, **vals), _directional_gradient_difference(g, vals, v)
+    for k in p:
+        assert got[k].shape == p[k].shape and got[k].flags.owndata, k
+        assert np.allclose(got[k], want[k], rtol=1e-6, atol=1e-8), k
+    part = g.hvp({"W2": v["W2"]}, **vals)  # a missing direction is zero
+    want = _directional_gradient_difference(g, vals, {"W2": v["W2"]})
+    for k in p:
+        assert np.allclose(part[k], want[k], rtol=1e-6, atol=1e-8), k
