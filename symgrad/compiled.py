@@ -58,7 +58,10 @@ class CompiledFunction(SecondOrder, Portable, Exportable, MatrixOutputs, Compile
     - a matrix expression whose value is a matrix (not 1×1): ``f.jacobian``, ``f.vjp`` and
       ``f.jvp`` of the output (symgrad.matjac); ``grad`` refuses it unless ``reduce`` was
       given explicitly ("sum"/"mean": of its entries);
-    - ``f.source`` / ``f.sources``: the generated Python.
+    - ``f.source`` / ``f.sources``: the generated Python;
+    - JAX, PyTorch, CuPy and Dask arrays go in and the same library's arrays come out of
+      ``f()``, ``grad``, ``value_and_grad`` and ``jvp`` (symgrad.portable; ``f.xp_source``);
+    - ``f.export(path)``: one standalone module (symgrad.export).
     """
 
     def __init__(self, expr, wrt, args, reduce=DEFAULT_REDUCE, check_finite=True, rewrite=True):
