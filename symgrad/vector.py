@@ -31,6 +31,7 @@ import numpy as np
 import sympy as sp
 
 from .errors import InputError
+from .portable import library_of
 
 __all__ = ["VectorFunction"]
 
@@ -49,12 +50,25 @@ class VectorFunction:
     def __repr__(self) -> str:
         return "VectorFunction(%s, shape %s, wrt [%s])" % (sp.sstr(self.expr), self.shape, ", ".join(self._names))
 
+    def _numpy_only(self, args, values, *more) -> None:
+        """InputError for an array of another library: these functions stack NumPy results."""
+        named = list(zip([p.name for p in self.args + self.wrt], args)) + list(values.items())
+        for extra in more:
+            named += list(extra.items()) if isinstance(extra, dict) else [("cotangent", extra)]
+        for name, v in named:
+            lib = library_of(v)
+            if lib is not None:
+                raise InputError("%s is a %s array, but a compiled sympy.Matrix runs on NumPy arrays only; pass "
+                                 "np.asarray(%s), or compile each entry on its own (those take %s arrays)"
+                                 % (name, lib, name, lib))
+
     def _stack(self, parts):
         parts = [np.asarray(p, dtype=float) for p in parts]
         batch = np.broadcast_shapes(*(p.shape for p in parts))
         return np.stack([np.broadcast_to(p, batch) for p in parts]).reshape(self.shape + batch)
 
     def __call__(self, /, *args, **values):
+        self._numpy_only(args, values)
         return self._stack([f(*args, **values) for f in self.entries])
 
     def grad(self, /, *args, **values):
@@ -75,6 +89,7 @@ class VectorFunction:
                 for g, n in zip(grads, sizes)]
 
     def jacobian(self, /, *args, **values) -> dict:
+        self._numpy_only(args, values)
         grads = self._grads(args, values)
         out = {}
         for k in self._names:
@@ -83,6 +98,7 @@ class VectorFunction:
         return out
 
     def vjp(self, cotangent, /, *args, **values) -> dict:
+        self._numpy_only(args, values, cotangent)
         c = np.asarray(cotangent, dtype=float)
         if c.shape != self.shape:
             if c.size == len(self.entries):
@@ -99,5 +115,6 @@ class VectorFunction:
         return {k: float(v) if np.ndim(v) == 0 else v for k, v in total.items()}
 
     def jvp(self, tangents, /, *args, **values):
+        self._numpy_only(args, values, tangents if isinstance(tangents, dict) else {})
         res = [f.jvp(tangents, *args, **values) for f in self.entries]
         return self._stack([r[0] for r in res]), self._stack([r[1] for r in res])

@@ -341,3 +341,15 @@ def test_symbols_named_like_the_namespaces_do_not_shadow_them():
     g = f.grad(xp=torch.asarray(X), xsp=2.0, w=0.3)["w"]
     ref = np.sum(X * (1 - np.tanh(0.3 * X) ** 2) + 2.0)  # d/dw tanh(w·xp) + xsp·w
     assert abs(float(g) - ref) < 1e-12
+
+
+def test_a_compiled_sympy_matrix_refuses_other_libraries_by_name():
+    torch = pytest.importorskip("torch")
+    x, w = sp.symbols("x w")
+    f = sg.compile(sp.Matrix([w * x, w ** 2]), wrt=[w])
+    t = torch.tensor([2.0], dtype=torch.float64)
+    for call in (lambda: f(x=t, w=0.5), lambda: f.jacobian(x=t, w=0.5), lambda: f.jvp({"w": 1.0}, x=t, w=0.5),
+                 lambda: f.vjp(torch.ones(2, 1, dtype=torch.float64), x=np.array([2.0]), w=0.5)):
+        with pytest.raises(InputError, match="runs on NumPy arrays only"):
+            call()
+    np.testing.assert_allclose(f.jacobian(x=np.array([2.0]), w=0.5)["w"], [[2.0], [1.0]])  # x and 2w: NumPy works
