@@ -367,13 +367,22 @@ def generate(sw: Sweeps, args, inplace: bool = True, tape: bool = False, flavour
     # the tangents read the values).
     by_target = {a.target: a for a in sw.forward}
     fwd, known = [], {}
+    # the array-API module inlines bias broadcasts here too (their tangents are broadcasts of b_dot)
+    fsub = dict(subst) if fl is XP else {}
+    if fsub:
+        for n in graph.nodes:
+            if n.symbol in inlined and sw.tangent.get(n.symbol) is not None:
+                fsub[sw.tangent[n.symbol]] = sw.tangent.get(n.expr.args[0], sp.S.Zero)
     for n, a in zip(graph.nodes, sw.values):
-        fwd += statement_lines(printer, [a], names)
+        if n.symbol not in fsub:
+            fwd += statement_lines(printer, [Assign(a.target, a.expr.xreplace(fsub), a.note)] if fsub else [a], names)
         known[a.expr] = a.target  # only values computed so far can be reused
         t = sw.tangent.get(n.symbol)
         if t in by_target:  # a tangent that aliases an earlier one is not recomputed
             d = by_target.pop(t)
-            fwd += statement_lines(printer, [Assign(d.target, d.expr.xreplace(known), d.note)], names)
+            if t not in fsub:
+                fwd += statement_lines(printer, [Assign(d.target, d.expr.xreplace(known).xreplace(fsub), d.note)],
+                                       names)
     t_out = sw.tangent.get(graph.output)
     tangent_out = printer.doprint(t_out if t_out is not None else sp.S.Zero)
     dots = ", ".join(printer._print(sw.seeds[w]) for w in sw.wrt)
