@@ -4,7 +4,7 @@ All three differentiate the reduced value (summed or averaged over the batch, as
 says), like ``grad``. ``hvp`` is one forward-over-reverse sweep (``symgrad.second``), built on
 first use. ``hessian`` returns JAX's layout ``{a: {b: array of shape a.shape + b.shape}}``.
 
-- **Matrix expressions** (``symgrad.second.generate_hessian``): one program per parameter p
+- **Matrix expressions** (``symgrad.hessian_programs.generate_hessian``): one program per parameter p
   carries all of p's unit directions at once (a block of p's rows per call when the stacked
   tangents would be large), with products printed as single matrix products and the unit
   directions as slices, so the structure is the program: for logistic regression
@@ -41,7 +41,8 @@ import numpy as np
 import sympy as sp
 
 from .errors import InputError
-from .second import generate_hessian, generate_hvp
+from .hessian_programs import generate_hessian
+from .second import generate_hvp
 from .sweeps import sweeps
 
 __all__ = ["SecondOrder"]
