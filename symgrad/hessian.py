@@ -42,6 +42,7 @@ import sympy as sp
 
 from .errors import InputError
 from .hessian_programs import generate_hessian
+from .portable import ForeignArray, is_foreign
 from .second import generate_hvp
 from .sweeps import sweeps
 
@@ -185,7 +186,13 @@ class SecondOrder:
             if k not in names:
                 raise InputError("tangent given for %r, which is not a parameter; parameters: %s"
                                  % (k, ", ".join(names)))
-        bound = self._bind(args, values)
+        try:
+            bound = self._bind(args, values)
+            for k in v:  # a direction of another library: the array-API program (symgrad.portable)
+                if is_foreign(v[k]):
+                    raise ForeignArray(k + " direction", v[k])
+        except ForeignArray:
+            return self._portable_hvp(v, args, values)
         dots = []
         for k, i in zip(names, self._param_slots):
             shape = np.shape(bound[i])

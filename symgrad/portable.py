@@ -28,6 +28,7 @@ import numpy as np
 
 from .dask_blocks import blocks_plan, reduced_over_blocks
 from .emit import assemble, generate
+from .second import generate_hvp
 from .errors import InputError, UnsupportedError
 
 __all__ = ["ForeignArray", "Portable", "is_foreign", "library_of"]
@@ -148,6 +149,35 @@ class Portable:
                    "_library": lib}
             mod = cache[key] = assemble(base.source, base.sources, base.names, env=env)
         return mod
+
+    def _portable_hvp(self, v, args, values):
+        """``hvp`` on another library's arrays: the array-API flavour of the HVP program."""
+        xp, lib, dtype, device, bound, dots = self._portable_bind(args, values, v)
+        n = self._divisor(bound)
+        cache = self.__dict__.setdefault("_xp_hvp_modules", {})
+        key = (id(xp), str(dtype), str(device))
+        mod = cache.get(key)
+        if mod is None:
+            base = self.__dict__.get("_xp_hvp_base")
+            if base is None:
+                base = self._xp_hvp_base = generate_hvp(self.graph, self._ir_wrt, self._ir_args,
+                                                        sw=self._second_sweeps(), flavour="xp")
+            env = {"xp": xp, "xsp": _special(lib, set(re_special(base.source))),
+                   "_const": _const_maker(xp, dtype, device), "_library": lib}
+            mod = cache[key] = assemble(base.source, base.sources, base.names, kinds=(("hvp", "hvp"),), env=env)
+        d = []
+        for k, i in zip(self._wrt_names, self._param_slots):
+            like = bound[i]
+            if k not in dots:
+                d.append(xp.zeros_like(like))
+                continue
+            if tuple(dots[k].shape) != tuple(like.shape):
+                raise InputError("the direction for %r has shape %s but %r has shape %s; pass v shaped like its "
+                                 "parameter" % (k, tuple(dots[k].shape), k, tuple(like.shape)))
+            d.append(dots[k])
+        const = mod.functions["hvp"].__globals__["_const"]
+        out = [o if hasattr(o, "shape") else const(o) for o in mod.functions["hvp"](*bound, *d)]
+        return {k: (o / n if n > 1 else o) for k, o in zip(self._wrt_names, out)}
 
     def _chunk_sums(self, kind, values):
         """(value summed or None, gradients summed) of one chunk of NumPy values, by the NumPy path

@@ -36,6 +36,7 @@ from . import functions as F
 from . import ops_matrix as O
 from .emit import HEADER, HELPERS, SUM_TO, Names, assemble, dimension_lines, short_text, statement_lines
 from .errors import UnsupportedError
+from .flavours import NUMPY, XP
 from .ir import MatLeaf, XiDot
 from .naming import docstring, identifier_names
 from .printing import CodePrinter
@@ -274,14 +275,16 @@ def _without(e, zero: dict):
     return e.func(*args)
 
 
-def generate_hvp(graph, wrt, args, sw=None):
+def generate_hvp(graph, wrt, args, sw=None, flavour: str = "numpy"):
     """A module with ``hvp(args..., wrt..., v...)`` returning the tangents of the gradients along
-    v: H·v for each parameter (summed over a batch like the gradients)."""
+    v: H·v for each parameter (summed over a batch like the gradients). ``flavour="xp"``: the
+    array-API module (symgrad.flavours; no in-place statements, the library's arrays out)."""
+    fl = XP if flavour == "xp" else NUMPY
     fr = forward_over_reverse(graph, wrt, sw=sw)
     sw = fr.sw
     params = list(args) + list(sw.wrt)
     names = Names(identifier_names(params + list(graph.dims)))
-    printer = CodePrinter(names)
+    printer = fl.printer(names)
     head = dimension_lines(graph, params, names)
     returned = [sp.S.Zero if fr.hv[w] is None else fr.hv[w] for w in sw.wrt]
     shapes = fr.shapes
@@ -293,14 +296,16 @@ def generate_hvp(graph, wrt, args, sw=None):
                             made=lambda sym, x: shapes.__setitem__(sym, tuple(O.shape_of(x, shape_of))))
     results = []
     for w, hv in zip(sw.wrt, returned):
-        if graph.is_matrix:
+        if graph.is_matrix and fl is XP:
+            results.append(fl.own % (printer.doprint(hv), names[w]) if graph.shape(w) else printer.doprint(hv))
+        elif graph.is_matrix:
             shape = "np.shape(%s)" % names[w]
             results.append("np.broadcast_to(%s, %s).astype(np.result_type(%s, float))"
                            % (printer.doprint(hv), shape, names[w]) if graph.shape(w) else "float(%s)"
                            % printer.doprint(hv))
         else:
             results.append("_sum_to(%s, %s, _batch)" % (printer.doprint(hv), names[w]))
-    if graph.is_matrix:  # statements overwrite the buffers they own once nothing reads them (passes.plan_inplace)
+    if graph.is_matrix and fl.inplace:  # statements overwrite the buffers they own once nothing reads them
         inputs = set(params) | {sw.seeds[w] for w in sw.wrt}
         lines = statement_lines(printer, live, names, inputs, returned, lambda s: tuple(shape_of(s) or ()))
     else:
@@ -309,13 +314,16 @@ def generate_hvp(graph, wrt, args, sw=None):
     if not graph.is_matrix:
         leaves = set(graph.leaves)
         used = [names[p] for p in params if p in leaves] or ["0.0"]
-        head = ["    _batch = np.broadcast_shapes(%s)" % ", ".join("np.shape(%s)" % u for u in used)] + head
+        head = ["    _batch = %s" % (fl.bshape % ", ".join(fl.shape % u for u in used))] + head
     src = "def hvp(%s):\n%s\n    return (%s,)\n" % (sig, "\n".join(head + lines), ", ".join(results))
     extra = "import scipy.special\n" if any(m.startswith("scipy") for m in printer.module_imports) else ""
-    source = HEADER.format(expr=docstring(short_text(graph)), extra=extra)
-    if not graph.is_matrix:
-        source += SUM_TO
+    if fl is XP:
+        source = fl.header.format(expr=docstring(short_text(graph)), extra="") + fl.runtime
+    else:
+        source = HEADER.format(expr=docstring(short_text(graph)), extra=extra)
+        if not graph.is_matrix:
+            source += SUM_TO
     for h in sorted(printer.helpers):
-        source += HELPERS[h]
+        source += (fl.helpers or HELPERS)[h]
     source = source.rstrip("\n") + "\n\n\n" + src
     return assemble(source, {"hvp": src}, names, kinds=(("hvp", "hvp"),))

@@ -306,7 +306,7 @@ def test_mixed_libraries_and_bad_values_are_named():
     with pytest.raises(InputError, match="complex"):
         f.grad(x=torch.ones(2, dtype=torch.complex128), w=0.5)
     with pytest.raises(InputError, match="runs on NumPy arrays only"):
-        f.hvp({"w": 1.0}, x=torch.ones(3, dtype=torch.float64), w=0.5)
+        f.hessian(x=torch.ones(3, dtype=torch.float64), w=0.5)
 
 
 def test_torch_float32_and_integer_inputs():
@@ -353,3 +353,45 @@ def test_a_compiled_sympy_matrix_refuses_other_libraries_by_name():
         with pytest.raises(InputError, match="runs on NumPy arrays only"):
             call()
     np.testing.assert_allclose(f.jacobian(x=np.array([2.0]), w=0.5)["w"], [[2.0], [1.0]])  # x and 2w: NumPy works
+
+
+# ---- Hessian-vector products on other libraries ---------------------------------------------------
+def test_hvp_on_torch_and_under_jax_jit_matches_central_differences(jnp):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("array_api_compat")
+    import jax
+
+    f, v = _mlp()
+    rng = np.random.default_rng(9)
+    direction = {k: rng.normal(size=np.shape(v[k])) for k in ("W1", "b1", "W2", "b2")}
+    # central differences of the hand-written backprop's gradient along the direction
+    eps = 1e-5
+    plus = hand_backprop({**v, **{k: v[k] + eps * d for k, d in direction.items()}})[1]
+    minus = hand_backprop({**v, **{k: v[k] - eps * d for k, d in direction.items()}})[1]
+    ref = {k: (plus[k] - minus[k]) / (2 * eps) for k in plus}
+    hv_torch = f.hvp({k: torch.asarray(d) for k, d in direction.items()}, **{k: torch.asarray(a) for k, a in v.items()})
+    assert isinstance(hv_torch["W1"], torch.Tensor)
+    hvp_jit = jax.jit(lambda d, vals: f.hvp(d, **vals))
+    hv_jax = hvp_jit({k: jnp.asarray(d) for k, d in direction.items()}, {k: jnp.asarray(a) for k, a in v.items()})
+    hv_np = f.hvp(direction, **v)
+    for k in ref:
+        np.testing.assert_allclose(np.asarray(hv_torch[k]), ref[k], rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(np.asarray(hv_jax[k]), ref[k], rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(np.asarray(hv_torch[k]), hv_np[k], rtol=1e-12, atol=1e-14)
+
+
+def test_scalar_hvp_on_array_api_strict_matches_sympy():
+    xps = pytest.importorskip("array_api_strict")
+    x, y, w, b = sp.symbols("x y w b")
+    p = sigmoid(w * x + b)
+    loss = -y * sp.log(p) - (1 - y) * sp.log(1 - p)
+    f = sg.compile(loss, wrt=[w, b], args=[x, y], reduce="mean")
+    X, Y = np.array([0.5, -1.0, 2.0]), np.array([1.0, 0.0, 1.0])
+    hv = f.hvp({"w": xps.asarray(1.0), "b": xps.asarray(-2.0)}, x=xps.asarray(X), y=xps.asarray(Y), w=0.3, b=0.1)
+    H = sp.hessian(loss, (w, b))
+    ref = np.zeros(2)
+    for xv, yv in zip(X, Y):
+        Hn = np.array(H.subs({x: xv, y: yv, w: 0.3, b: 0.1}).evalf(30), dtype=float)
+        ref += Hn @ np.array([1.0, -2.0])
+    ref /= len(X)
+    np.testing.assert_allclose([float(hv["w"]), float(hv["b"])], ref, rtol=1e-12)
