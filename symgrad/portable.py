@@ -12,10 +12,13 @@ device. The module is compiled once per (library, dtype, device).
 Checks: shapes as for NumPy; finiteness of eager arrays (not of traced JAX values or lazy
 Dask arrays, whose values are not known when the call is made).
 
->>> import sympy as sp
+>>> import numpy as np, sympy as sp, symgrad as sg
 >>> x, w = sp.symbols("x w")
->>> library_of([1.0, 2.0]) is None
-True
+>>> library_of([1.0, 2.0]) is None, library_of(np.ones(2)) is None
+(True, True)
+>>> import array_api_strict as xps                      # doctest: +SKIP
+>>> sg.compile(sp.tanh(w * x), wrt=[w]).grad(x=xps.asarray([0.0, 1.0]), w=0.0)  # doctest: +SKIP
+{'w': Array(1., dtype=array_api_strict.float64)}
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ class ForeignArray(InputError):
     def __init__(self, name, value):
         self.name = name
         super().__init__("%s is a %s array; this operation runs on NumPy arrays only: pass np.asarray(%s) (or use "
-                         "f(...), f.grad, f.value_and_grad and f.jvp, which take that library's arrays)"
+                         "f(...), f.grad, f.value_and_grad, f.jvp and f.hvp, which take that library's arrays)"
                          % (name, library_of(value) or type(value).__name__, name))
 
 
