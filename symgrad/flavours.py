@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .printing import CodePrinter
-from .printing_xp import XPPrinter
+from .printing_xp import BINARY, XPPrinter
 
 __all__ = ["Flavour", "NUMPY", "XP", "XP_RUNTIME", "XP_HELPERS"]
 
@@ -66,38 +66,13 @@ def _own(g, like):
 def _fill(g, rows, cols):
     return xp.broadcast_to(_arr(g), (rows, cols))
 
-
-def _maximum(a, b):
-    return xp.maximum(_arr(a), _arr(b))
-
-
-def _minimum(a, b):
-    return xp.minimum(_arr(a), _arr(b))
-
-
-def _hypot(a, b):
-    return xp.hypot(_arr(a), _arr(b))
-
-
-def _logaddexp(a, b):
-    return xp.logaddexp(_arr(a), _arr(b))
-
-
-def _atan2(a, b):
-    return xp.atan2(_arr(a), _arr(b))
-
-
-def _copysign(a, b):
-    return xp.copysign(_arr(a), _arr(b))
-
-
-def _where(c, a, b):
-    return xp.where(c, _arr(a), _arr(b))
-
-
-def _remainder(a, b):
-    return xp.remainder(_arr(a), _arr(b))
 '''
+
+# One helper per two-argument function the printer routes through ``_name`` (printing_xp.BINARY):
+# a Python number becomes a 0-d array first; ``where`` keeps its condition as it is.
+XP_RUNTIME += "".join(
+    "\n\ndef _%s(c, a, b):\n    return xp.%s(c, _arr(a), _arr(b))\n" % (n, n) if n == "where" else
+    "\n\ndef _%s(a, b):\n    return xp.%s(_arr(a), _arr(b))\n" % (n, n) for n in BINARY)
 
 XP_HELPERS = {
     "_lse_rows": '''

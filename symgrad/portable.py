@@ -30,7 +30,7 @@ import re
 import numpy as np
 
 from .dask_blocks import blocks_plan, reduced_over_blocks
-from .emit import assemble, generate
+from .emit import KINDS, assemble, generate
 from .second import generate_hvp
 from .errors import InputError, UnsupportedError
 
@@ -139,35 +139,34 @@ def _special(lib, used):
 class Portable:
     """The array-API path of CompiledFunction (``_portable_call``)."""
 
-    def _xp_module(self, xp, lib, dtype, device):
+    def _xp_base(self, program):
+        """The array-API module of ``program`` ("main": value, gradients and jvp; "hvp"), generated once."""
+        bases = self.__dict__.setdefault("_xp_bases", {})
+        if program not in bases:
+            bases[program] = (generate(self.sweeps, self._ir_args, flavour="xp") if program == "main" else
+                              generate_hvp(self.graph, self._ir_wrt, self._ir_args, sw=self._second_sweeps(),
+                                           flavour="xp"))
+        return bases[program]
+
+    def _xp_module(self, xp, lib, dtype, device, program="main"):
+        """``program``'s array-API module compiled with ``xp``, ``xsp`` and ``_const`` of this library,
+        dtype and device (once per combination)."""
         cache = self.__dict__.setdefault("_xp_modules", {})
-        key = (id(xp), str(dtype), str(device))
+        key = (program, id(xp), str(dtype), str(device))
         mod = cache.get(key)
         if mod is None:
-            base = self.__dict__.get("_xp_base")
-            if base is None:
-                base = self._xp_base = generate(self.sweeps, self._ir_args, flavour="xp")
-                self._xp_special = set(re_special(base.source))
-            env = {"xp": xp, "xsp": _special(lib, self._xp_special), "_const": _const_maker(xp, dtype, device),
-                   "_library": lib}
-            mod = cache[key] = assemble(base.source, base.sources, base.names, env=env)
+            base = self._xp_base(program)
+            env = {"xp": xp, "xsp": _special(lib, set(re_special(base.source))),
+                   "_const": _const_maker(xp, dtype, device), "_library": lib}
+            kinds = (("hvp", "hvp"),) if program == "hvp" else KINDS
+            mod = cache[key] = assemble(base.source, base.sources, base.names, kinds=kinds, env=env)
         return mod
 
     def _portable_hvp(self, v, args, values):
         """``hvp`` on another library's arrays: the array-API flavour of the HVP program."""
         xp, lib, dtype, device, bound, dots = self._portable_bind(args, values, v)
         n = self._divisor(bound)
-        cache = self.__dict__.setdefault("_xp_hvp_modules", {})
-        key = (id(xp), str(dtype), str(device))
-        mod = cache.get(key)
-        if mod is None:
-            base = self.__dict__.get("_xp_hvp_base")
-            if base is None:
-                base = self._xp_hvp_base = generate_hvp(self.graph, self._ir_wrt, self._ir_args,
-                                                        sw=self._second_sweeps(), flavour="xp")
-            env = {"xp": xp, "xsp": _special(lib, set(re_special(base.source))),
-                   "_const": _const_maker(xp, dtype, device), "_library": lib}
-            mod = cache[key] = assemble(base.source, base.sources, base.names, kinds=(("hvp", "hvp"),), env=env)
+        mod = self._xp_module(xp, lib, dtype, device, "hvp")
         d = []
         for k, i in zip(self._wrt_names, self._param_slots):
             like = bound[i]
@@ -200,11 +199,7 @@ class Portable:
     @property
     def xp_source(self) -> str:
         """The array-API flavour of the generated module (``xp``: the caller's array namespace)."""
-        base = self.__dict__.get("_xp_base")
-        if base is None:
-            base = self._xp_base = generate(self.sweeps, self._ir_args, flavour="xp")
-            self._xp_special = set(re_special(base.source))
-        return base.source
+        return self._xp_base("main").source
 
     def _portable_bind(self, args, values, tangents=None):
         raw = self._gather(args, values)
